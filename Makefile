@@ -1,0 +1,56 @@
+# dupstack: every target installs what it needs on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+OS_VENV := .venv-openstack
+CACHE := .cache
+APT_PACKAGES := python3-venv openssh-server openssh-client gnupg iproute2 cron e2fsprogs util-linux
+HEAT_VERSION := 27.0.1
+KEYSTONE_VERSION := 30.0.0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help deps test demo lint templates bench clean
+
+help:
+	@echo "make demo       bring up a local Keystone + Heat and deploy a demo stack"
+	@echo "make test       run the whole test suite (installs what it needs)"
+	@echo "make lint       ruff"
+	@echo "make templates  regenerate heat/*.heat.yaml from their sources"
+
+$(CACHE)/apt.stamp:
+	@mkdir -p $(CACHE)
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+$(VENV)/.stamp: pyproject.toml $(CACHE)/apt.stamp
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[provisioner,remote,dev]'
+	@touch $@
+
+# Real OpenStack services (Keystone, Heat) for tests and the demo; never installed for users.
+$(OS_VENV)/.stamp: $(CACHE)/apt.stamp
+	$(PYTHON) -m venv $(OS_VENV)
+	$(OS_VENV)/bin/pip install -q --upgrade pip
+	$(OS_VENV)/bin/pip install -q 'openstack-heat==$(HEAT_VERSION)' 'keystone==$(KEYSTONE_VERSION)'
+	@touch $@
+
+deps: $(VENV)/.stamp $(OS_VENV)/.stamp
+
+test: deps
+	$(VENV)/bin/python -m pytest
+
+demo: deps
+	$(VENV)/bin/python scripts/demo.py
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+templates: $(VENV)/.stamp
+	$(VENV)/bin/python -m provisioner.render --write
+
+clean:
+	rm -rf $(VENV) $(OS_VENV) $(CACHE)

@@ -1,0 +1,1 @@
+"""dupctl: the dupstack agent on the backup server."""

@@ -1,0 +1,40 @@
+"""Typed errors: each carries one clear line and a hint for the CLI to print."""
+
+
+class DupstackError(Exception):
+    """An error the user can act on; `hint` says what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(DupstackError):
+    """Bad command-line input."""
+
+    exit_code = 2
+
+
+class CloudError(DupstackError):
+    """The cloud refused or failed an operation."""
+
+
+class NotFound(DupstackError):
+    """A named cloud resource does not exist."""
+
+    exit_code = 3
+
+
+class StackFailed(DupstackError):
+    """A stack operation ended in a FAILED state."""
+
+    exit_code = 4
+
+
+class Timeout(DupstackError):
+    """Waiting for the cloud took longer than allowed."""
+
+    exit_code = 5
