@@ -105,9 +105,9 @@ def build_restore_template(source: dict[str, Any], user_data: str) -> dict[str, 
     del template["resources"]["volume"]
     template["resources"] = _replace_volume_refs(template["resources"])
     template["outputs"] = _replace_volume_refs(template["outputs"])
-    params_of_user_data = template["resources"]["server"]["properties"]["user_data"][
-        "str_replace"
-    ]["params"]
+    params_of_user_data = template["resources"]["server"]["properties"]["user_data"]["str_replace"][
+        "params"
+    ]
     params_of_user_data["__DUPSTACK_MODE__"] = "restore"
     return template
 
@@ -131,9 +131,7 @@ def render_all() -> dict[Path, str]:
 def stale_templates() -> list[Path]:
     """Committed templates whose text differs from what the sources render."""
     return [
-        path
-        for path, text in render_all().items()
-        if not path.exists() or path.read_text() != text
+        path for path, text in render_all().items() if not path.exists() or path.read_text() != text
     ]
 
 

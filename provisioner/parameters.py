@@ -1,0 +1,102 @@
+"""Pure builders of the stack parameters, and the passcode that protects the key escrow."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+from provisioner.errors import UsageError
+
+MIN_PASSCODE = 12
+VOLUME_SIZE_RANGE = (10, 10000)
+MASK = "******"
+
+
+def check_cidr(value: str, option: str) -> str:
+    """`value` as a normalised CIDR, or a UsageError naming `option`."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError as exc:
+        raise UsageError(
+            f"{option} {value!r} is not a CIDR", f"write it like 203.0.113.7/32 ({exc})"
+        ) from exc
+
+
+def check_volume_size(size: int) -> int:
+    low, high = VOLUME_SIZE_RANGE
+    if not low <= size <= high:
+        raise UsageError(
+            f"--volume-size {size} is out of range", f"choose between {low} and {high} GB"
+        )
+    return size
+
+
+def read_passcode(path: Path) -> tuple[str, str]:
+    """The passcode in `path` (one line) and a warning if the file is readable by others."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --passcode-file {path}: {exc.strerror}",
+            "give a file that holds the passcode on one line",
+        ) from exc
+    passcode = text.rstrip("\r\n")
+    if "\n" in passcode:
+        raise UsageError(f"--passcode-file {path} has more than one line", "keep one line")
+    if len(passcode) < MIN_PASSCODE:
+        raise UsageError(
+            f"the passcode in {path} is shorter than {MIN_PASSCODE} characters",
+            "use a longer passcode, or omit --passcode-file to have one generated",
+        )
+    warning = ""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warning = f"{path} is readable by other users: chmod 600 {path}"
+    return passcode, warning
+
+
+def generate_passcode() -> str:
+    """A new random passcode (32 URL-safe characters, 192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def stack_parameters(
+    *,
+    keypair: str,
+    flavor: str,
+    image: str,
+    ssh_user: str,
+    public_network: str,
+    ssh_cidr: str,
+    subnet_cidr: str,
+    passcode: str,
+    volume_size: int,
+    volume_type: str,
+    restore_volume: str | None,
+) -> dict[str, Any]:
+    """Heat parameters of the create template, or of the restore template with a volume."""
+    parameters: dict[str, Any] = {
+        "keypair_name": keypair,
+        "flavor_name": flavor,
+        "image": image,
+        "ssh_user": ssh_user,
+        "public_network": public_network,
+        "ssh_allowed_cidr": check_cidr(ssh_cidr, "--ssh-cidr"),
+        "backup_subnet_cidr": check_cidr(subnet_cidr, "--subnet-cidr"),
+        "passcode": passcode,
+    }
+    if restore_volume:
+        parameters["volume_id"] = restore_volume
+    else:
+        parameters["volume_size"] = check_volume_size(volume_size)
+        if volume_type:
+            parameters["volume_type"] = volume_type
+    return parameters
+
+
+def masked(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with the passcode hidden, for display."""
+    return {key: MASK if key == "passcode" else value for key, value in parameters.items()}
