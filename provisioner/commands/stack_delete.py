@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from provisioner import stacks
-from provisioner.cloud import cloud_errors, connect
+from provisioner.cloud import cloud_errors, connect, has_service
 from provisioner.console import err, out, print_event
-from provisioner.errors import UsageError
+from provisioner.errors import CloudError, UsageError
 
 HELP = "delete the stack, keeping the backup volume"
 EXAMPLES = """\
@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"stack {args.name} reports no volume_id output; cannot tell which volume",
                 "delete the volume by hand with `openstack volume delete`",
+            )
+        if not has_service(conn, "block-storage"):
+            raise CloudError(
+                "the cloud's catalog has no block-storage service: cannot delete the volume",
+                "nothing was deleted; run without --delete-volume to keep the volume",
             )
         if not args.yes:
             _confirm_volume_deletion(args.name, volume_id)
