@@ -70,10 +70,20 @@ def build_create_template(source: dict[str, Any], user_data: str) -> dict[str, A
     return template
 
 
+# How the source refers to the backup volume (one of two variants, see heat/src).
+VOLUME_REF = {
+    "if": [
+        "has_volume_type",
+        {"get_resource": "typed_volume"},
+        {"get_resource": "volume"},
+    ]
+}
+
+
 def _replace_volume_refs(node: Any) -> Any:
-    """Turn every {get_resource: volume} into {get_param: volume_id}."""
+    """Turn every reference to the backup volume into {get_param: volume_id}."""
     if isinstance(node, dict):
-        if node == {"get_resource": "volume"}:
+        if node == VOLUME_REF:
             return {"get_param": "volume_id"}
         return {key: _replace_volume_refs(value) for key, value in node.items()}
     if isinstance(node, list):
@@ -102,7 +112,9 @@ def build_restore_template(source: dict[str, Any], user_data: str) -> dict[str, 
         "The passcode the backup volume was created with; it unlocks the key escrow.\n"
     )
     del template["conditions"]
-    del template["resources"]["volume"]
+    resources = template["resources"]
+    for name in [n for n, res in resources.items() if res["type"] == "OS::Cinder::Volume"]:
+        del resources[name]
     template["resources"] = _replace_volume_refs(template["resources"])
     template["outputs"] = _replace_volume_refs(template["outputs"])
     params_of_user_data = template["resources"]["server"]["properties"]["user_data"]["str_replace"][
