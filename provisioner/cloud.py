@@ -61,7 +61,8 @@ def connect(cloud: str | None) -> connection.Connection:
     """A Connection from clouds.yaml (`cloud`, or OS_CLOUD) or OS_* variables; auth checked."""
     with cloud_errors("connecting to the cloud"):
         conn = openstack.connect(cloud=cloud)
-        conn.authorize()
+        # session.get_token(), unlike conn.authorize(), keeps keystoneauth's exception types.
+        conn.session.get_token()
     return conn
 
 

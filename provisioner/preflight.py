@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openstack import connection
+from openstack import exceptions as sdk_exc
 
 from provisioner.cloud import cloud_errors, has_service
 from provisioner.errors import DupstackError
@@ -73,7 +74,7 @@ def stack_checks(
             "--keypair",
             keypair,
             "compute",
-            lambda c, n: c.compute.find_keypair(n),
+            lambda c, n: c.compute.find_keypair(n, ignore_missing=False),
             lambda c: _names(c.compute.keypairs()),
         ),
         Check(
@@ -81,7 +82,7 @@ def stack_checks(
             "--flavor",
             flavor,
             "compute",
-            lambda c, n: c.compute.find_flavor(n),
+            lambda c, n: c.compute.find_flavor(n, ignore_missing=False),
             lambda c: _names(c.compute.flavors()),
         ),
         Check(
@@ -89,7 +90,7 @@ def stack_checks(
             "--image",
             image,
             "image",
-            lambda c, n: c.image.find_image(n),
+            lambda c, n: c.image.find_image(n, ignore_missing=False),
             lambda c: _names(c.image.images()),
         ),
         Check(
@@ -97,7 +98,7 @@ def stack_checks(
             "--public-network",
             network,
             "network",
-            lambda c, n: c.network.find_network(n),
+            lambda c, n: c.network.find_network(n, ignore_missing=False),
             lambda c: _names(c.network.networks(is_router_external=True)),
             _external_network,
         ),
@@ -109,7 +110,7 @@ def stack_checks(
                 "--restore-volume",
                 restore_volume,
                 "block-storage",
-                lambda c, n: c.block_storage.find_volume(n),
+                lambda c, n: c.block_storage.find_volume(n, ignore_missing=False),
                 lambda c: _names(c.block_storage.volumes()),
                 _available_volume,
             )
@@ -122,7 +123,10 @@ def run_check(conn: connection.Connection, check: Check) -> Outcome:
     if not has_service(conn, check.service_type):
         return Outcome(check, "skipped", f"the cloud's catalog has no {check.service_type} service")
     with cloud_errors(f"looking up {check.label} {check.name!r}"):
-        found = check.find(conn, check.name)
+        try:
+            found = check.find(conn, check.name)
+        except sdk_exc.NotFoundException:
+            found = None
         if found is None:
             existing = list(check.existing(conn))
             shown = ", ".join(existing[:MAX_LISTED]) or "none"

@@ -10,6 +10,7 @@ from typing import Any
 
 from openstack import connection
 from openstack import exceptions as sdk_exc
+from openstack.orchestration.v1.stack import Stack
 
 from provisioner.cloud import cloud_errors
 from provisioner.errors import NotFound, StackFailed, Timeout
@@ -60,8 +61,11 @@ def _state(stack: Any) -> StackState:
 def find_stack(conn: connection.Connection, name: str) -> StackState | None:
     """The stack called `name`, or None when there is none (deleted stacks do not count)."""
     with cloud_errors(f"looking up stack {name}"):
-        stack = conn.orchestration.find_stack(name, ignore_missing=True)
-        if stack is None or stack.status == "DELETE_COMPLETE":
+        try:
+            stack = conn.orchestration.find_stack(name, ignore_missing=False)
+        except sdk_exc.NotFoundException:
+            return None
+        if stack.status == "DELETE_COMPLETE":
             return None
         # find_stack may answer from a listing, which has no outputs: get the full stack.
         return _state(conn.orchestration.get_stack(stack))
@@ -105,7 +109,7 @@ def create_stack(
 def _events(conn: connection.Connection, stack_id: str, name: str) -> list[StackEvent]:
     with cloud_errors(f"reading events of stack {name}"):
         try:
-            stack = conn.orchestration.get_stack(stack_id, resolve_outputs=False)
+            stack = Stack(id=stack_id, name=name)
             events = list(conn.orchestration.stack_events(stack, sort_dir="asc"))
         except sdk_exc.NotFoundException:
             return []
@@ -156,8 +160,7 @@ def wait_for_stack(
 def failed_resources(conn: connection.Connection, state: StackState) -> list[tuple[str, str]]:
     """(resource name, reason) for each FAILED resource of the stack."""
     with cloud_errors(f"reading resources of stack {state.name}"):
-        stack = conn.orchestration.get_stack(state.id, resolve_outputs=False)
-        resources = conn.orchestration.resources(stack)
+        resources = conn.orchestration.resources(Stack(id=state.id, name=state.name))
         return [
             (res.name, " ".join((res.status_reason or "").split()))
             for res in resources

@@ -15,8 +15,8 @@ from dataclasses import asdict
 
 from rich.table import Table
 
-from provisioner import connect, stacks
-from provisioner.cloud import connect as connect_cloud
+from provisioner import stacks, subnets
+from provisioner.cloud import connect
 from provisioner.console import out
 
 HELP = "attach tenant subnets to the backup router (--remove undoes it)"
@@ -36,10 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    conn = connect_cloud(args.os_cloud)
+    conn = connect(args.os_cloud)
     state = stacks.require_stack(conn, args.name)
-    side = connect.backup_side(args.name, state.outputs)
-    step = connect.detach_subnet if args.remove else connect.attach_subnet
+    side = subnets.backup_side(args.name, state.outputs)
+    step = subnets.detach_subnet if args.remove else subnets.attach_subnet
     results = [step(conn, side, subnet) for subnet in args.subnets]
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from provisioner import stacks
+from provisioner import stacks, subnets
 from provisioner.cloud import cloud_errors, connect, has_service
 from provisioner.console import err, out, print_event
 from provisioner.errors import CloudError, UsageError
@@ -47,6 +47,18 @@ def _confirm_volume_deletion(name: str, volume_id: str) -> None:
         raise UsageError("not confirmed: nothing was deleted", "type the stack name exactly")
 
 
+def _disconnect_tenant_subnets(conn, state: stacks.StackState) -> None:
+    """Undo stack-connect first: Neutron cannot delete a router that still has interfaces,
+    and the tenant subnets' host routes would point at nothing."""
+    outputs = state.outputs
+    if not (outputs.get("router_id") and has_service(conn, "network")):
+        return
+    side = subnets.backup_side(state.name, outputs)
+    for subnet_id in subnets.connected_subnets(conn, side, outputs.get("subnet_id", "")):
+        result = subnets.detach_subnet(conn, side, subnet_id)
+        err.print(f"disconnected {result.subnet}: {'; '.join(result.changes)}", markup=False)
+
+
 def run(args: argparse.Namespace) -> int:
     conn = connect(args.os_cloud)
     state = stacks.require_stack(conn, args.name)
@@ -64,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if not args.yes:
             _confirm_volume_deletion(args.name, volume_id)
+    _disconnect_tenant_subnets(conn, state)
     stacks.delete_stack(conn, state)
     err.print(f"deleting stack [bold]{args.name}[/] ({state.id})")
     final = stacks.wait_for_stack(

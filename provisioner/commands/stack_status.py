@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from openstack.orchestration.v1.stack import Stack
 from rich.table import Table
 
 from provisioner import stacks
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     conn = connect(args.os_cloud)
     state = stacks.require_stack(conn, args.name)
     with cloud_errors(f"reading resources of stack {args.name}"):
-        stack = conn.orchestration.get_stack(state.id, resolve_outputs=False)
+        stack = Stack(id=state.id, name=state.name)
         resources = [
             {
                 "name": res.name,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openstack import connection
+from openstack import exceptions as sdk_exc
 
 from provisioner.cloud import cloud_errors
 from provisioner.errors import NotFound, UsageError
@@ -78,9 +79,11 @@ def route_to(backup_cidr: str, nexthop: str) -> dict[str, str]:
 
 
 def routes_with(routes: list[dict[str, str]], route: dict[str, str]) -> list[dict[str, str]] | None:
-    """`routes` plus `route`, or None when it is already there."""
+    """`routes` with `route` as the only one to its destination; None when nothing changes."""
     plain = [{"destination": r["destination"], "nexthop": r["nexthop"]} for r in routes]
-    return None if route in plain else [*plain, route]
+    if route in plain:
+        return None
+    return [r for r in plain if r["destination"] != route["destination"]] + [route]
 
 
 def routes_without(
@@ -94,13 +97,14 @@ def routes_without(
 def find_subnet(conn: connection.Connection, name_or_id: str) -> Any:
     """The tenant subnet, or NotFound listing the subnets that exist."""
     with cloud_errors(f"looking up subnet {name_or_id}"):
-        subnet = conn.network.find_subnet(name_or_id)
-        if subnet is None:
+        try:
+            subnet = conn.network.find_subnet(name_or_id, ignore_missing=False)
+        except sdk_exc.NotFoundException:
             names = sorted(f"{s.name or s.id} ({s.cidr})" for s in conn.network.subnets())
             raise NotFound(
                 f"subnet {name_or_id!r} not found; existing: {', '.join(names) or 'none'}",
                 "give a subnet name or ID from `openstack subnet list`",
-            )
+            ) from None
     return subnet
 
 
@@ -134,6 +138,20 @@ def _ssh_rules(conn: connection.Connection, side: BackupSide, cidr: str) -> list
         )
         if rule.remote_ip_prefix == cidr and rule.port_range_min == 22
     ]
+
+
+def connected_subnets(conn: connection.Connection, side: BackupSide, own_subnet: str) -> list[str]:
+    """IDs of the tenant subnets stack-connect attached to the backup router."""
+    with cloud_errors(f"listing the interfaces of the backup router {side.router_id}"):
+        return sorted(
+            {
+                ip["subnet_id"]
+                for port in conn.network.ports(device_id=side.router_id)
+                if (port.device_owner or "").startswith("network:router_interface")
+                for ip in port.fixed_ips or []
+                if ip.get("subnet_id") != own_subnet
+            }
+        )
 
 
 def attach_subnet(conn: connection.Connection, side: BackupSide, name_or_id: str) -> Connection:
