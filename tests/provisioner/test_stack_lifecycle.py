@@ -110,9 +110,7 @@ def test_start_on_an_existing_stack_reports_it_and_changes_nothing(cloud, passco
 
 
 def test_generated_passcode_is_shown_once(cloud) -> None:
-    result = cli(
-        cloud, "stack-start", "life-generated", *LAUNCH, "-e", str(cloud.environment_file)
-    )
+    result = cli(cloud, "stack-start", "life-generated", *LAUNCH, "-e", str(cloud.environment_file))
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
