@@ -25,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _table(title: str, *columns: str) -> Table:
+    """A table whose cells wrap rather than being cut (IDs and types must stay whole)."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     conn = connect(args.os_cloud)
     state = stacks.require_stack(conn, args.name)
@@ -55,13 +63,12 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"stack [bold]{state.name}[/] ({state.id}): {state.status}")
         if state.reason:
             out.print(f"  {state.reason}", markup=False)
-        outputs = Table("output", "value", title="outputs", title_justify="left")
+        outputs = _table("outputs", "output", "value")
         for key, value in sorted(state.outputs.items()):
             outputs.add_row(key, str(value))
         out.print(outputs)
-        table = Table(
-            "resource", "type", "status", "reason", title="resources", title_justify="left"
-        )
+        table = _table("resources", "resource", "type", "status", "reason")
+
         for res in resources:
             table.add_row(res["name"], res["type"], res["status"], res["reason"])
         out.print(table)
