@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 OS_VENV := .venv-openstack
 CACHE := .cache
-APT_PACKAGES := python3-venv openssh-server openssh-client gnupg iproute2 cron e2fsprogs util-linux
+APT_PACKAGES := python3-venv openssh-server openssh-client gnupg iproute2 cron e2fsprogs util-linux \
+	nftables
 HEAT_VERSION := 27.0.1
 KEYSTONE_VERSION := 30.0.0
+DUPLICITY_VERSION := 3.2.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help deps test demo lint templates bench clean
@@ -27,7 +29,9 @@ $(CACHE)/apt.stamp:
 $(VENV)/.stamp: pyproject.toml $(CACHE)/apt.stamp
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[provisioner,remote,dev]'
+	$(VENV)/bin/pip install -q -e '.[provisioner,remote,dev,server]'
+	# duplicity's declared dependencies pull in every cloud SDK: the pin alone, as on the server.
+	$(VENV)/bin/pip install -q --no-deps 'duplicity==$(DUPLICITY_VERSION)'
 	@touch $@
 
 # Real OpenStack services (Keystone, Heat) for tests and the demo; never installed for users.

@@ -7,6 +7,7 @@ real HTTP, the committed template.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -50,57 +51,45 @@ def main() -> int:
             passcode_file = work / "passcode"
             passcode_file.write_text("demo-passcode-correct-horse\n")
             passcode_file.chmod(0o600)
+            launch = [
+                "--keypair", "demo-key", "--flavor", "m1.small", "--image", "debian-12",
+                "--ssh-cidr", "198.51.100.0/24", "--passcode-file", str(passcode_file),
+                "-e", str(cloud.environment_file),
+            ]  # fmt: skip
             banner("stack-start: pre-flight, create, stream events, print how to reach it")
-            show(
-                [
-                    str(BIN / "stack-start"),
-                    STACK,
-                    "--keypair",
-                    "demo-key",
-                    "--flavor",
-                    "m1.small",
-                    "--image",
-                    "debian-12",
-                    "--ssh-cidr",
-                    "198.51.100.0/24",
-                    "--passcode-file",
-                    str(passcode_file),
-                    "-e",
-                    str(cloud.environment_file),
-                ],
-                env,
-            )
+            show([str(BIN / "stack-start"), STACK, *launch], env)
             banner("stack-start again: the stack exists, so it reports and changes nothing")
-            show(
-                [
-                    str(BIN / "stack-start"),
-                    STACK,
-                    "--keypair",
-                    "demo-key",
-                    "--flavor",
-                    "m1.small",
-                    "--image",
-                    "debian-12",
-                    "--ssh-cidr",
-                    "198.51.100.0/24",
-                    "--passcode-file",
-                    str(passcode_file),
-                    "-e",
-                    str(cloud.environment_file),
-                ],
-                env,
-            )
+            show([str(BIN / "stack-start"), STACK, *launch], env)
             banner("stack-get-url")
             show([str(BIN / "stack-get-url"), STACK], env)
             show([str(BIN / "stack-get-url"), STACK, "--ssh"], env)
             banner("stack-status")
             show([str(BIN / "stack-status"), STACK], env)
-            server_demo = ROOT / "scripts" / "demo_server.py"
-            if server_demo.exists():
-                banner("the backup server boots from the template's own user-data")
-                show([sys.executable, str(server_demo), "--passcode-file", str(passcode_file)], env)
+            banner("the backup server boots from the template's own user-data")
+            show([sys.executable, str(ROOT / "scripts" / "demo_server.py")], env)
+            volume = json.loads(
+                subprocess.run(
+                    [str(BIN / "stack-status"), STACK, "--json"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )["outputs"]["volume_id"]
             banner("stack-delete: the backup volume is kept")
             show([str(BIN / "stack-delete"), STACK], env)
+            banner("stack-start --restore-volume: a new server on the kept volume")
+            show(
+                [
+                    str(BIN / "stack-start"),
+                    f"{STACK}-restored",
+                    *launch,
+                    "--restore-volume",
+                    volume,
+                ],
+                env,
+            )
+            show([str(BIN / "stack-delete"), f"{STACK}-restored"], env)
     print("\ndemo finished: every service it started has been stopped")
     return 0
 

@@ -123,7 +123,12 @@ def test_create_template_accepts_the_default_volume_type(heat: HeatValidator) ->
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("volume_size", 10), ("volume_size", 10_000), ("passcode", "x" * 12)],
+    [
+        ("volume_size", 10),
+        ("volume_size", 10_000),
+        ("passcode", "x" * 12),
+        ("passcode", " spaces, 'quotes', #hash: ünïcode "),
+    ],
 )
 def test_parameter_limits_are_inclusive(heat: HeatValidator, name: str, value: Any) -> None:
     _assert_accepted(heat, TEMPLATE.read_text(), CREATE_PARAMS | {name: value})
@@ -139,6 +144,8 @@ def test_parameter_limits_are_inclusive(heat: HeatValidator, name: str, value: A
         ("create", "volume_size", 20_000, "between 10 and 10000"),
         ("create", "passcode", "x" * 11, "at least 12 characters"),
         ("restore", "passcode", "short", "at least 12 characters"),
+        ("create", "passcode", "first line is long\nsecond", "must be one line"),
+        ("restore", "passcode", "first line is long\r\n", "must be one line"),
         ("create", "keypair_name", "no-such-key", "nova.keypair"),
         ("create", "flavor_name", "m1.huge", "nova.flavor"),
         ("create", "image", "windows-95", "glance.image"),

@@ -1,0 +1,66 @@
+"""Typed errors of dupctl: each carries one clear line, a hint, and its exit code."""
+
+from __future__ import annotations
+
+
+class DupstackError(Exception):
+    """An error the operator can act on; `hint` says what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(DupstackError):
+    """Bad command-line input or settings."""
+
+    exit_code = 2
+
+
+class DeviceNotFound(DupstackError):
+    """The volume's block device did not appear within the wait."""
+
+    exit_code = 3
+
+
+class VolumeRefused(DupstackError):
+    """The volume is not one dupctl may format or use as it is."""
+
+    exit_code = 4
+
+
+class ForeignFilesystem(VolumeRefused):
+    """The volume holds data that dupstack did not create: never formatted, never used."""
+
+
+class BlankVolumeInRestoreMode(VolumeRefused):
+    """Restore mode found a volume without a filesystem (and never formats)."""
+
+
+class EscrowMissing(VolumeRefused):
+    """Restore mode found a dupstack volume without a key escrow."""
+
+
+class MountPointBusy(VolumeRefused):
+    """Something else is mounted where the volume belongs."""
+
+
+class PasscodeError(DupstackError):
+    """The passcode is missing, wrong, or stored unsafely."""
+
+    exit_code = 5
+
+
+class KeyMismatch(DupstackError):
+    """This server's keys and the volume's escrow belong to different keys."""
+
+    exit_code = 6
+
+
+class CommandFailed(DupstackError):
+    """A system command (mkfs, mount, gpg, nft...) failed."""
+
+    exit_code = 7

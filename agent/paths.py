@@ -1,0 +1,56 @@
+"""Where dupctl reads and writes on the server; every path moves under a test root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _under(root: Path, absolute: str) -> Path:
+    return root / absolute.lstrip("/")
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """The server's files; `from_root` prefixes them all (for tests and the demo)."""
+
+    etc_dir: Path  # keys, passphrase, dup_vars.sh (the old stack's /etc/duplicity)
+    mount_point: Path
+    fstab: Path
+    cron_dir: Path
+    stack_env: Path  # written by cloud-init: volume id, mode, ssh user
+    passcode_file: Path  # written by cloud-init, consumed by `init`
+    metadata_lock: Path  # nftables rules that bootcmd re-applies at every boot
+
+    @classmethod
+    def from_root(cls, root: Path = Path("/")) -> ServerPaths:
+        return cls(
+            etc_dir=_under(root, "/etc/duplicity"),
+            mount_point=_under(root, "/mnt/vdb"),
+            fstab=_under(root, "/etc/fstab"),
+            cron_dir=_under(root, "/etc/cron.d"),
+            stack_env=_under(root, "/etc/dupstack/stack.env"),
+            passcode_file=_under(root, "/run/dupstack/passcode"),
+            metadata_lock=_under(root, "/etc/dupstack/metadata-lock.nft"),
+        )
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.etc_dir / "gnupg"
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.etc_dir / "passphrase"
+
+    @property
+    def dup_vars(self) -> Path:
+        return self.etc_dir / "dup_vars.sh"
+
+    @property
+    def volume_state_dir(self) -> Path:
+        """dupstack's own folder on the volume: key escrow and its README."""
+        return self.mount_point / ".dupstack"
+
+    @property
+    def cron_file(self) -> Path:
+        return self.cron_dir / "dupstack"

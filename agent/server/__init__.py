@@ -1,0 +1,1 @@
+"""The backup server's own settings: duplicity environment, schedule, metadata lock."""

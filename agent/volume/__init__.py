@@ -1,0 +1,1 @@
+"""The Cinder backup volume: find its device, probe, format, mount, fstab."""

@@ -1,0 +1,85 @@
+"""The dupctl command line: help everywhere, one-line errors, documented exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import agent.errors
+from agent import cli
+from tests.agent.dupctl_server import DUPCTL, Server
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "dupctl.md"
+
+
+def _commands() -> list[str]:
+    parser = cli.build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(subparsers.choices)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in _commands())])
+def test_every_command_has_help(command: list[str]) -> None:
+    done = subprocess.run([DUPCTL, *command, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: dupctl")
+    assert "--debug" in done.stdout
+
+
+def test_a_usage_error_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    done = subprocess.run([DUPCTL, "--root", str(tmp_path), "init"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "dupctl: error: no mode given",
+        f"dupctl: hint: pass --mode create|restore (or set DUPSTACK_MODE in "
+        f"{tmp_path}/etc/dupstack/stack.env)",
+    ]
+
+
+def test_init_needs_root(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["--root", str(tmp_path), "init", "--mode", "create"]) == 2
+    assert capsys.readouterr().err.startswith("dupctl: error: dupctl init must run as root\n")
+
+
+def test_a_bug_exits_70_and_points_at_debug(tmp_path: Path, monkeypatch, capsys) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "run_init", broken)
+    assert cli.main(["--root", str(tmp_path), "init", "--mode", "create"]) == 70
+    assert capsys.readouterr().err.splitlines() == [
+        "dupctl: internal error: RuntimeError('boom')",
+        "dupctl: hint: rerun with --debug for the traceback",
+    ]
+
+
+def test_tracebacks_only_with_debug(server: Server) -> None:
+    missing = ("--mode", "create", "--device", "/dev/dupstack-missing", "--wait", "0")
+    quiet = server.init(*missing)
+    loud = server.init(*missing, "--debug")
+    assert quiet.returncode == loud.returncode == 3
+    assert "Traceback" not in quiet.stderr
+    assert len(quiet.stderr.splitlines()) == 2
+    assert "Traceback" in loud.stderr
+
+
+def test_the_documented_exit_codes_are_the_real_ones() -> None:
+    documented = {
+        name: int(code)
+        for code, name in re.findall(r"^\| (\d+) \|[^|]*\| `(\w+)` \|$", DOCS.read_text(), re.M)
+    }
+    errors = {
+        name: error.exit_code
+        for name, error in vars(agent.errors).items()
+        if isinstance(error, type) and issubclass(error, agent.errors.DupstackError)
+    }
+    # Every exit code a dupctl error can have is documented, under its base class.
+    assert set(errors.values()) == set(documented.values())
+    for name, code in documented.items():
+        assert errors[name] == code
+    assert f"| {cli.EXIT_INTERNAL} |" in DOCS.read_text()
