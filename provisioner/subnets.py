@@ -20,6 +20,12 @@ from provisioner.cloud import cloud_errors
 from provisioner.errors import NotFound, UsageError
 
 PORT_PREFIX = "dupstack"
+# Neutron's device owners of router interfaces: legacy, DVR and L3-HA routers.
+ROUTER_INTERFACE_OWNERS = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def check_no_overlap(subnet_name: str, cidr: str, backup_cidr: str) -> None:
     if tenant.overlaps(backup):
         raise UsageError(
             f"subnet {subnet_name} ({cidr}) overlaps the backup subnet ({backup_cidr})",
-            "recreate the backup stack with a free --subnet-cidr (e.g. 192.168.254.0/24)",
+            "recreate the backup stack with a --subnet-cidr that no tenant subnet uses",
         )
 
 
@@ -147,7 +153,7 @@ def connected_subnets(conn: connection.Connection, side: BackupSide, own_subnet:
             {
                 ip["subnet_id"]
                 for port in conn.network.ports(device_id=side.router_id)
-                if (port.device_owner or "").startswith("network:router_interface")
+                if port.device_owner in ROUTER_INTERFACE_OWNERS
                 for ip in port.fixed_ips or []
                 if ip.get("subnet_id") != own_subnet
             }

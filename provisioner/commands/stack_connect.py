@@ -13,11 +13,9 @@ import argparse
 import json
 from dataclasses import asdict
 
-from rich.table import Table
-
 from provisioner import stacks, subnets
 from provisioner.cloud import connect
-from provisioner.console import out
+from provisioner.console import add_plain_row, out, plain_table
 
 HELP = "attach tenant subnets to the backup router (--remove undoes it)"
 EXAMPLES = """\
@@ -44,13 +42,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))
         return 0
-    table = Table("subnet", "cidr", "backup router at", "changes")
+    table = plain_table("subnet", "cidr", "backup router at", "changes")
     for result in results:
-        table.add_row(
-            result.subnet, result.cidr, result.via or "-", "; ".join(result.changes) or "none"
-        )
+        changes = "; ".join(result.changes) or "none"
+        add_plain_row(table, result.subnet, result.cidr, result.via or "-", changes)
     out.print(table)
-    if not args.remove and any(result.route for result in results):
+    if not args.remove and any(
+        change.startswith("host route") for result in results for change in result.changes
+    ):
         server = state.outputs.get("server_address") or "the backup server"
         out.print(
             "Tenant servers pick up the new route at their next DHCP renewal; their security "

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _confirm_volume_deletion(name: str, volume_id: str) -> None:
     if not sys.stdin.isatty():
         raise UsageError(
-            "refusing to delete the backup volume without confirmation",
+            "refusing to delete the backup volume without confirmation: nothing was deleted",
             "run it on a terminal to confirm, or add --yes",
         )
     err.print(
@@ -53,7 +53,14 @@ def _disconnect_tenant_subnets(conn, state: stacks.StackState) -> None:
     outputs = state.outputs
     if not (outputs.get("router_id") and has_service(conn, "network")):
         return
-    side = subnets.backup_side(state.name, outputs)
+    try:
+        side = subnets.backup_side(state.name, outputs)
+    except UsageError:
+        err.print(
+            f"[yellow]warning:[/] stack {state.name} lacks the outputs to undo stack-connect; "
+            "if Heat cannot delete the router, remove its tenant interfaces by hand"
+        )
+        return
     for subnet_id in subnets.connected_subnets(conn, side, outputs.get("subnet_id", "")):
         result = subnets.detach_subnet(conn, side, subnet_id)
         err.print(f"disconnected {result.subnet}: {'; '.join(result.changes)}", markup=False)

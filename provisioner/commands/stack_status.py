@@ -6,11 +6,10 @@ import argparse
 import json
 
 from openstack.orchestration.v1.stack import Stack
-from rich.table import Table
 
 from provisioner import stacks
 from provisioner.cloud import cloud_errors, connect
-from provisioner.console import out
+from provisioner.console import add_plain_row, out, plain_table
 
 HELP = "show the state, outputs and resources of a stack"
 EXAMPLES = """\
@@ -23,14 +22,6 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="stack name")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _table(title: str, *columns: str) -> Table:
-    """A table whose cells wrap rather than being cut (IDs and types must stay whole)."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,16 +51,15 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
-        out.print(f"stack [bold]{state.name}[/] ({state.id}): {state.status}")
+        out.print(f"stack {state.name} ({state.id}): {state.status}", markup=False)
         if state.reason:
             out.print(f"  {state.reason}", markup=False)
-        outputs = _table("outputs", "output", "value")
+        outputs = plain_table("output", "value", title="outputs")
         for key, value in sorted(state.outputs.items()):
-            outputs.add_row(key, str(value))
+            add_plain_row(outputs, key, value)
         out.print(outputs)
-        table = _table("resources", "resource", "type", "status", "reason")
-
+        table = plain_table("resource", "type", "status", "reason", title="resources")
         for res in resources:
-            table.add_row(res["name"], res["type"], res["status"], res["reason"])
+            add_plain_row(table, res["name"], res["type"], res["status"], res["reason"])
         out.print(table)
     return 1 if state.failed else 0

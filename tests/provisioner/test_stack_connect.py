@@ -343,7 +343,7 @@ def test_overlapping_subnet_is_refused_before_any_write(cloud, capsys, cidr, gat
 
     assert code == 2
     assert f"error: subnet app-subnet ({cidr}) overlaps the backup subnet ({BACKUP_CIDR})" in err
-    assert "hint: recreate the backup stack with a free --subnet-cidr" in err
+    assert "hint: recreate the backup stack with a --subnet-cidr that no tenant subnet uses" in err
     assert out == ""
     cloud.assert_calls()
     writes = [
