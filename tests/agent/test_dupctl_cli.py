@@ -13,7 +13,8 @@ import agent.errors
 from agent import cli
 from tests.agent.dupctl_server import DUPCTL, Server
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "dupctl.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "dupctl.md"
 
 
 def _commands() -> list[str]:
@@ -68,10 +69,11 @@ def test_tracebacks_only_with_debug(server: Server) -> None:
     assert "Traceback" in loud.stderr
 
 
-def test_the_documented_exit_codes_are_the_real_ones() -> None:
+@pytest.mark.parametrize("doc", [DOCS, ROOT / "README.md"], ids=["docs", "readme"])
+def test_the_documented_exit_codes_are_the_real_ones(doc: Path) -> None:
     documented = {
         name: int(code)
-        for code, name in re.findall(r"^\| (\d+) \|[^|]*\| `(\w+)` \|$", DOCS.read_text(), re.M)
+        for code, name in re.findall(r"^\| (\d+) \|[^|]*\| `(\w+)` \|$", doc.read_text(), re.M)
     }
     errors = {
         name: error.exit_code
@@ -82,4 +84,4 @@ def test_the_documented_exit_codes_are_the_real_ones() -> None:
     assert set(errors.values()) == set(documented.values())
     for name, code in documented.items():
         assert errors[name] == code
-    assert f"| {cli.EXIT_INTERNAL} |" in DOCS.read_text()
+    assert f"| {cli.EXIT_INTERNAL} |" in doc.read_text()
