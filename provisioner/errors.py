@@ -1,21 +1,9 @@
-"""Typed errors: each carries one clear line and a hint for the CLI to print."""
+"""Typed errors of the provisioner. The base classes are the agent's (one definition):
+each error carries one clear line and a hint for the CLI to print."""
 
+from agent.errors import DupstackError, UsageError
 
-class DupstackError(Exception):
-    """An error the user can act on; `hint` says what to do next."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-
-class UsageError(DupstackError):
-    """Bad command-line input."""
-
-    exit_code = 2
+__all__ = ["CloudError", "DupstackError", "NotFound", "StackFailed", "Timeout", "UsageError"]
 
 
 class CloudError(DupstackError):
