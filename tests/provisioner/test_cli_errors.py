@@ -15,6 +15,7 @@ import requests
 
 from provisioner import cli
 from provisioner.render import TEMPLATE
+from tests.provisioner.heat_api import run_cli
 
 PASSCODE = "correct-horse-battery-staple-42"
 START = [
@@ -29,12 +30,6 @@ START = [
     "--ssh-cidr",
     "203.0.113.7/32",
 ]
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_error_with_hint(err: str) -> None:

@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner import cli, preflight
+from provisioner import preflight
 from provisioner.render import RESTORE_TEMPLATE, TEMPLATE
+from tests.provisioner.heat_api import (
+    ROUTER_ID,
+    SECURITY_GROUP_ID,
+    STACK,
+    STACK_ID,
+    VOLUME_ID,
+    run_cli,
+)
 
-STACK = "backup"
-STACK_ID = "f3b1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-ROUTER_ID = "d2a3b4c5-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
-SECURITY_GROUP_ID = "9c8b7a6f-5e4d-4c3b-8a2f-1e0d9c8b7a6f"
-VOLUME_ID = "3f1c9a2e-5b7d-4c8e-9f0a-1b2c3d4e5fe9"
 IMAGE_ID = "7d3e2c1b-4a5f-4e6d-8c9b-0a1b2c3d4e5f"
 PASSCODE = "correct-horse-battery-staple-42"
 START = [
@@ -271,12 +274,6 @@ def passcode_file(tmp_path: Path) -> Path:
     path.write_text(PASSCODE + "\n")
     path.chmod(0o600)
     return path
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- run_check with a real Connection --------------------------------------------------

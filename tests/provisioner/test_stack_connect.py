@@ -12,14 +12,18 @@ from typing import Any
 
 import pytest
 
-from provisioner import cli, subnets
+from provisioner import subnets
+from tests.provisioner import heat_api
+from tests.provisioner.heat_api import (
+    BACKUP_CIDR,
+    BACKUP_SUBNET_ID,
+    ROUTER_ID,
+    SECURITY_GROUP_ID,
+    STACK,
+    STACK_ID,
+    run_cli,
+)
 
-STACK = "backup"
-STACK_ID = "f3b1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-ROUTER_ID = "d2a3b4c5-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
-SECURITY_GROUP_ID = "9c8b7a6f-5e4d-4c3b-8a2f-1e0d9c8b7a6f"
-BACKUP_CIDR = "192.168.254.0/24"
-BACKUP_SUBNET_ID = "b7a6c5d4-e3f2-4a1b-9c8d-7e6f5a4b3c2d"
 SUBNET_ID = "6b1f0c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e"
 NETWORK_ID = "a4c1d2e3-f4a5-4b6c-9d7e-8f9a0b1c2d3e"
 TENANT_ROUTER_ID = "1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a"
@@ -100,22 +104,6 @@ def stack_body(cloud) -> dict[str, Any]:
 
 
 # --- expected call groups --------------------------------------------------------------
-
-
-def expect_stack(cloud, body: dict[str, Any] | None = None) -> None:
-    """find_stack by name (Heat redirects to /stacks/NAME/ID), then the full stack by ID."""
-    body = body or stack_body(cloud)
-    canonical = cloud.url("orchestration", "stacks", STACK, STACK_ID)
-    for lookup in (STACK, STACK_ID):
-        cloud.register(
-            {
-                "method": "GET",
-                "uri": cloud.url("orchestration", "stacks", lookup),
-                "status_code": 302,
-                "headers": {"Location": canonical},
-            },
-            {"method": "GET", "uri": canonical, "json": body},
-        )
 
 
 def expect_subnet_by_name(cloud, body: dict[str, Any]) -> None:
@@ -208,12 +196,6 @@ def tenant_gateway_port(cloud) -> dict[str, Any]:
         "network:router_interface",
         [(SUBNET_ID, "10.0.0.1")],
     )
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- attach -----------------------------------------------------------------------------
@@ -537,3 +519,7 @@ def test_stack_without_outputs_yet_is_a_usage_error(cloud, capsys) -> None:
     assert "hint: wait until `stack-status backup` says CREATE_COMPLETE" in err
     cloud.assert_calls()
     assert cloud.writes() == []
+
+
+def expect_stack(cloud, body: dict[str, Any] | None = None) -> None:
+    heat_api.expect_stack(cloud, body or stack_body(cloud))

@@ -14,15 +14,19 @@ from typing import Any
 
 import pytest
 
-from provisioner import cli, stacks
+from provisioner import stacks
+from tests.provisioner import heat_api
+from tests.provisioner.heat_api import (
+    BACKUP_CIDR,
+    BACKUP_SUBNET_ID,
+    ROUTER_ID,
+    SECURITY_GROUP_ID,
+    STACK,
+    STACK_ID,
+    VOLUME_ID,
+    run_cli,
+)
 
-STACK = "backup"
-STACK_ID = "f3b1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-ROUTER_ID = "d2a3b4c5-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
-SECURITY_GROUP_ID = "9c8b7a6f-5e4d-4c3b-8a2f-1e0d9c8b7a6f"
-VOLUME_ID = "3f1c9a2e-5b7d-4c8e-9f0a-1b2c3d4e5fe9"
-BACKUP_CIDR = "192.168.254.0/24"
-BACKUP_SUBNET_ID = "b7a6c5d4-e3f2-4a1b-9c8d-7e6f5a4b3c2d"
 DELETE = ["stack-delete", STACK, "--os-cloud", "testcloud"]
 ADMIN_RULE_ID = "0d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a"
 
@@ -218,21 +222,6 @@ def canonical(cloud) -> str:
     return cloud.url("orchestration", "stacks", STACK, STACK_ID)
 
 
-def expect_stack(cloud, body: dict[str, Any] | None = None) -> None:
-    """find_stack by name (Heat redirects to /stacks/NAME/ID), then the full stack by ID."""
-    body = body or stack_body(cloud)
-    for lookup in (STACK, STACK_ID):
-        cloud.register(
-            {
-                "method": "GET",
-                "uri": cloud.url("orchestration", "stacks", lookup),
-                "status_code": 302,
-                "headers": {"Location": canonical(cloud)},
-            },
-            {"method": "GET", "uri": canonical(cloud), "json": body},
-        )
-
-
 def expect_no_stack(cloud) -> None:
     cloud.register(
         {
@@ -387,12 +376,6 @@ def expect_volume_deleted(cloud) -> None:
             "status_code": 202,
         }
     )
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def write_lines(cloud) -> list[str]:
@@ -716,3 +699,7 @@ def test_missing_stack_exit_3_deletes_nothing(cloud, capsys) -> None:
     assert out == ""
     cloud.assert_calls()
     assert cloud.writes() == []
+
+
+def expect_stack(cloud, body: dict[str, Any] | None = None) -> None:
+    heat_api.expect_stack(cloud, body or stack_body(cloud))

@@ -11,13 +11,16 @@ from typing import Any
 
 import pytest
 
-from provisioner import cli
+from tests.provisioner.heat_api import (
+    ROUTER_ID,
+    SECURITY_GROUP_ID,
+    STACK,
+    STACK_ID,
+    VOLUME_ID,
+    expect_stack,
+    run_cli,
+)
 
-STACK = "backup"
-STACK_ID = "f3b1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-ROUTER_ID = "d2a3b4c5-6e7f-4a8b-9c0d-1e2f3a4b5c6d"
-SECURITY_GROUP_ID = "9c8b7a6f-5e4d-4c3b-8a2f-1e0d9c8b7a6f"
-VOLUME_ID = "3f1c9a2e-5b7d-4c8e-9f0a-1b2c3d4e5fe9"
 SERVER_ID = "e2b4c6d8-0a1c-4e3f-8a5b-7c9d1e3f5a7b"
 STATUS = ["stack-status", STACK, "--os-cloud", "testcloud"]
 NO_HOST = (
@@ -84,21 +87,6 @@ def resources(failed: dict[str, tuple[str, str]] | None = None) -> dict[str, Any
     }
 
 
-def expect_stack(cloud, body: dict[str, Any]) -> None:
-    """find_stack by name (Heat redirects to /stacks/NAME/ID), then the full stack by ID."""
-    canonical = cloud.url("orchestration", "stacks", STACK, STACK_ID)
-    for lookup in (STACK, STACK_ID):
-        cloud.register(
-            {
-                "method": "GET",
-                "uri": cloud.url("orchestration", "stacks", lookup),
-                "status_code": 302,
-                "headers": {"Location": canonical},
-            },
-            {"method": "GET", "uri": canonical, "json": body},
-        )
-
-
 def expect_resources(cloud, body: dict[str, Any]) -> None:
     cloud.register(
         {
@@ -107,12 +95,6 @@ def expect_resources(cloud, body: dict[str, Any]) -> None:
             "json": json.loads(json.dumps(body).replace("PROJECT_ID", cloud.project_id)),
         }
     )
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def tables(out: str) -> dict[str, dict[str, list[str]]]:
