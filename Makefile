@@ -5,7 +5,7 @@ VENV := .venv
 OS_VENV := .venv-openstack
 CACHE := .cache
 APT_PACKAGES := python3-venv openssh-server openssh-client gnupg iproute2 cron e2fsprogs util-linux \
-	nftables
+	nftables time
 HEAT_VERSION := 27.0.1
 KEYSTONE_VERSION := 30.0.0
 DUPLICITY_VERSION := 3.2.1
@@ -18,6 +18,7 @@ help:
 	@echo "make test       run the whole test suite (installs what it needs)"
 	@echo "make lint       ruff"
 	@echo "make templates  regenerate heat/*.heat.yaml from their sources"
+	@echo "make bench      benchmark backups (tar|gpg vs duplicity vs dupctl); writes bench/RESULTS.md"
 
 $(CACHE)/apt.stamp:
 	@mkdir -p $(CACHE)
@@ -55,6 +56,10 @@ lint: $(VENV)/.stamp
 
 templates: $(VENV)/.stamp
 	$(VENV)/bin/python -m provisioner.render --write
+
+BENCH_ARGS ?=
+bench: $(VENV)/.stamp
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OS_VENV) $(CACHE)

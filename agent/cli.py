@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -14,13 +15,22 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from agent import remote
+from agent.actions.host_add import HostRequest, add_host
+from agent.actions.host_list import list_hosts
+from agent.actions.host_remove import remove_host
 from agent.actions.init import MODES, InitOptions, run_init
+from agent.actions.passphrase import run_passphrase
 from agent.errors import DupstackError, UsageError
 from agent.paths import ServerPaths
 from agent.stack_env import read_stack_env
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not an operator error
 DEFAULT_WAIT = 300.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def _init_command(args: argparse.Namespace, paths: ServerPaths) -> int:
@@ -37,8 +47,7 @@ def _init_command(args: argparse.Namespace, paths: ServerPaths) -> int:
             f"unknown mode {mode!r}" if mode else "no mode given",
             hint=f"pass --mode create|restore (or set DUPSTACK_MODE in {paths.stack_env})",
         )
-    if os.geteuid() != 0:
-        raise UsageError("dupctl init must run as root", hint="sudo dupctl init")
+    _require_root("init")
     options = InitOptions(
         mode=mode,
         volume_id=args.volume_id or stack.get("DUPSTACK_VOLUME_ID"),
@@ -46,7 +55,74 @@ def _init_command(args: argparse.Namespace, paths: ServerPaths) -> int:
         wait=args.wait,
         passcode_source=str(paths.passcode_file),
     )
-    run_init(paths, options, say=lambda line: print(line, flush=True))
+    run_init(paths, options, say=_say)
+    return 0
+
+
+def _require_root(command: str) -> None:
+    if os.geteuid() != 0:
+        raise UsageError(f"dupctl {command} must run as root", hint=f"sudo dupctl {command}")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _host_add_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("host add")
+    try:
+        host_key = args.host_key.read_text() if args.host_key else None
+    except OSError as error:
+        raise UsageError(f"cannot read --host-key {args.host_key}: {error.strerror}") from None
+    request = HostRequest(
+        name=args.name,
+        address=args.address,
+        user=args.user,
+        port=args.port,
+        paths=tuple(args.paths) if args.paths else None,
+        excludes=tuple(args.excludes) if args.excludes else None,
+        host_key=host_key,
+        install=args.install,
+        server_address=args.server_address,
+    )
+    add_host(paths, request, remote.Ssh.of_server(paths, args.timeout), _say)
+    return 0
+
+
+def _host_list_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    hosts = list_hosts(paths, remote.Ssh.of_server(paths))
+    if args.json:
+        print(json.dumps(hosts, indent=2))
+        return 0
+    table = Table(box=None)
+    for column in ("name", "address", "user", "port", "paths", "excludes", "host key"):
+        table.add_column(column, overflow="fold")  # wrap: never cut a fingerprint
+    for host in hosts:
+        table.add_row(
+            host["name"],
+            host["address"],
+            host["user"],
+            str(host["port"]),
+            " ".join(host["paths"]),
+            " ".join(host["excludes"]),
+            host["host_key"] or "not pinned",
+        )
+    Console(soft_wrap=True).print(table if hosts else "no hosts: add one with dupctl host add")
+    return 0
+
+
+def _host_remove_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("host remove")
+    if args.purge and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"--purge deletes every backup of {args.name}",
+                hint="add --yes to confirm",
+            )
+        typed = input(f"delete every backup of {args.name}? type its name to confirm: ")
+        if typed.strip() != args.name:
+            raise UsageError("not confirmed: nothing was changed")
+    remove_host(paths, remote.Ssh.of_server(paths), args.name, args.purge, _say)
     return 0
 
 
@@ -108,7 +184,108 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--fstab", type=Path, help="default /etc/fstab")
     init.add_argument("--cron-dir", type=Path, help="default /etc/cron.d")
     init.set_defaults(handler=_init_command)
+    _add_host_commands(commands)
+    _add_passphrase_command(commands)
     return parser
+
+
+def _add_host_commands(commands: argparse._SubParsersAction) -> None:
+    debug = _debug_option(argparse.SUPPRESS)
+    host = commands.add_parser(
+        "host", parents=[debug], help="tenant hosts to back up: add, list, remove"
+    )
+    actions = host.add_subparsers(dest="host_command", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        parents=[debug],
+        help="make a tenant host ready for backups (idempotent)",
+        description=(
+            "Create the host's chrooted SFTP account dup-NAME and its folder on the volume, "
+            "pin the host's SSH key (first seen, or --host-key), log in to it with this "
+            "server's key, check duplicity >= 3 there, give it its SFTP key and this server's "
+            "pinned key, probe SFTP from the host, and record it in the inventory. "
+            "Reruns change nothing."
+        ),
+    )
+    add.add_argument("name", help="the host's name (becomes the account dup-NAME)")
+    add.add_argument("--address", required=True, help="where this server reaches the host")
+    add.add_argument("--user", help="admin user to log in as (default root; else sudo -n)")
+    add.add_argument("--port", type=int, help="the host's SSH port (default 22)")
+    add.add_argument(
+        "--path", dest="paths", action="append", metavar="PATH", help="back up PATH (repeat)"
+    )
+    add.add_argument(
+        "--exclude", dest="excludes", action="append", metavar="PATTERN", help="leave out (repeat)"
+    )
+    add.add_argument(
+        "--host-key",
+        type=Path,
+        metavar="FILE",
+        help="the host's SSH public key (e.g. its ssh_host_ed25519_key.pub): pin this one, "
+        "replacing any pin (default: pin the key it offers the first time)",
+    )
+    add.add_argument(
+        "--install",
+        action="store_true",
+        help="install duplicity on the host if it lacks it (a venv in /opt/dupstack-client)",
+    )
+    add.add_argument(
+        "--server-address",
+        metavar="ADDRESS",
+        help="how hosts reach this server (needed once; default: the inventory's)",
+    )
+    add.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    add.set_defaults(handler=_host_add_command)
+
+    listing = actions.add_parser("list", parents=[debug], help="the inventory's hosts")
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    listing.set_defaults(handler=_host_list_command)
+
+    remove = actions.add_parser(
+        "remove",
+        parents=[debug],
+        help="forget a host: account, SFTP key, pin, inventory entry",
+        description="Remove the host's account, SFTP key, host key pin and inventory entry. "
+        "Its backups stay on the volume unless --purge.",
+    )
+    remove.add_argument("name")
+    remove.add_argument("--purge", action="store_true", help="also delete its backups")
+    remove.add_argument("--yes", action="store_true", help="confirm --purge without asking")
+    remove.set_defaults(handler=_host_remove_command)
+
+
+def _passphrase_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    run_passphrase(paths, args.host, say=_say, warn=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+def _add_passphrase_command(commands: argparse._SubParsersAction) -> None:
+    passphrase = commands.add_parser(
+        "passphrase",
+        parents=[_debug_option(argparse.SUPPRESS)],
+        help="print a host's backup passphrase (a secret; root only)",
+        description=(
+            "Print the passphrase that encrypts HOST's backups, derived from this server's\n"
+            "stack secret (docs/backups-design.md). The passphrase alone goes to stdout,\n"
+            "a warning that it is a secret to stderr."
+        ),
+        epilog=(
+            "examples:\n"
+            "  dupctl passphrase web1\n"
+            "  # duplicity by hand: the passphrase travels in the environment, never in argv\n"
+            '  export PASSPHRASE="$(dupctl passphrase web1)"\n'
+            "  duplicity collection-status file:///mnt/vdb/hosts/dup-web1/backups"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    passphrase.add_argument("host", metavar="HOST", help="a host of /etc/duplicity/dupstack.yaml")
+    passphrase.set_defaults(handler=_passphrase_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

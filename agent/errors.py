@@ -64,3 +64,39 @@ class CommandFailed(DupstackError):
     """A system command (mkfs, mount, gpg, nft...) failed."""
 
     exit_code = 7
+
+
+class ConfigError(UsageError):
+    """The inventory (/etc/duplicity/dupstack.yaml) is missing or invalid: names file and key."""
+
+
+class UnknownHost(ConfigError):
+    """A command named a host that the inventory does not list."""
+
+
+class RemoteCommandFailed(CommandFailed):
+    """A command on a tenant host failed (its exit code and last stderr line are named)."""
+
+
+class HostUnreachable(DupstackError):
+    """A tenant host did not answer on its SSH port (down, firewalled, wrong address)."""
+
+    exit_code = 8
+
+
+class HostKeyRejected(DupstackError):
+    """A tenant host offered an SSH host key other than the pinned one, or none is pinned."""
+
+    exit_code = 9
+
+
+class HostAccessDenied(DupstackError):
+    """A tenant host refused the server's key, or its user lacks passwordless sudo."""
+
+    exit_code = 10
+
+
+class HostNotReady(DupstackError):
+    """A tenant host lacks what backups need (duplicity >= 3)."""
+
+    exit_code = 11

@@ -21,6 +21,8 @@ class ServerPaths:
     stack_env: Path  # written by cloud-init: volume id, mode, ssh user
     passcode_file: Path  # written by cloud-init, consumed by `init`
     metadata_lock: Path  # nftables rules that bootcmd re-applies at every boot
+    sshd_dir: Path  # sshd's settings and host keys; host add writes a drop-in
+    sshd_pid_file: Path  # host add reloads a running sshd (SIGHUP)
 
     @classmethod
     def from_root(cls, root: Path = Path("/")) -> ServerPaths:
@@ -32,6 +34,8 @@ class ServerPaths:
             stack_env=_under(root, "/etc/dupstack/stack.env"),
             passcode_file=_under(root, "/run/dupstack/passcode"),
             metadata_lock=_under(root, "/etc/dupstack/metadata-lock.nft"),
+            sshd_dir=_under(root, "/etc/ssh"),
+            sshd_pid_file=_under(root, "/run/sshd.pid"),
         )
 
     @property
@@ -43,6 +47,11 @@ class ServerPaths:
         return self.etc_dir / "passphrase"
 
     @property
+    def config_file(self) -> Path:
+        """The inventory: hosts to back up and their settings (agent/config/schema.json)."""
+        return self.etc_dir / "dupstack.yaml"
+
+    @property
     def dup_vars(self) -> Path:
         return self.etc_dir / "dup_vars.sh"
 
@@ -50,6 +59,20 @@ class ServerPaths:
     def volume_state_dir(self) -> Path:
         """dupstack's own folder on the volume: key escrow and its README."""
         return self.mount_point / ".dupstack"
+
+    @property
+    def hosts_dir(self) -> Path:
+        """On the volume: one sftp chroot per tenant host (`dup-NAME/backups`)."""
+        return self.mount_point / "hosts"
+
+    @property
+    def sftp_keys_dir(self) -> Path:
+        """Each host's SFTP key, read by sshd as that host's account (so not in etc_dir)."""
+        return self.sshd_dir / "dupstack" / "authorized_keys"
+
+    @property
+    def sshd_dropin(self) -> Path:
+        return self.sshd_dir / "sshd_config.d" / "dupstack.conf"
 
     @property
     def cron_file(self) -> Path:

@@ -1,17 +1,20 @@
 """The backup server's user-data (cloud-config), as embedded in the Heat templates.
 
 The templates must be self-contained, so the dupctl agent travels inside the user-data: a
-source archive of agent/ with its own minimal pyproject, gzip'd and base64'd into a
-write_files entry. The archive is deterministic (sorted entries, fixed owners, modes and
-mtimes, gzip mtime 0): the same sources always render the same templates.
+source archive of agent/ with its own minimal pyproject, xz'd and base64'd into a
+write_files entry. Nova's 64 KiB limit is tight, so the archived sources are compacted: an
+AST round trip drops comments and function/class docstrings (module docstrings, which the
+CLI shows as help, stay). The archive is deterministic (sorted entries, fixed owners, modes
+and mtimes; xz has no timestamps): the same sources always render the same templates.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
-import gzip
 import io
 import json
+import lzma
 import tarfile
 import tomllib
 from pathlib import Path
@@ -67,10 +70,28 @@ agent = {json.dumps(package_data)}
 """
 
 
+def compact_source(source: str) -> str:
+    """The same Python module without comments and function/class docstrings."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                if isinstance(first.value.value, str):
+                    node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree) + "\n"
+
+
+def _archived(path: Path) -> bytes:
+    if path.suffix == ".py":
+        return compact_source(path.read_text()).encode()
+    return path.read_bytes()
+
+
 def _agent_files() -> list[tuple[str, bytes]]:
     """(archive name, content) of the agent's sources, sorted."""
     files = [
-        (f"agent/{path.relative_to(AGENT).as_posix()}", path.read_bytes())
+        (f"agent/{path.relative_to(AGENT).as_posix()}", _archived(path))
         for path in AGENT.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json")
     ]
@@ -78,7 +99,7 @@ def _agent_files() -> list[tuple[str, bytes]]:
 
 
 def agent_archive() -> bytes:
-    """The agent as a deterministic .tar.gz source archive that pip installs."""
+    """The agent as a deterministic .tar.xz source archive that pip installs."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, content in _agent_files():
@@ -87,7 +108,7 @@ def agent_archive() -> bytes:
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0)
+    return lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME)
 
 
 def render_user_data() -> str:

@@ -1,0 +1,64 @@
+"""`dupctl host remove`: forget a tenant host; its backups stay on the volume unless purged."""
+
+from __future__ import annotations
+
+import pwd
+import shutil
+from collections.abc import Callable
+
+from agent import execute, remote
+from agent.actions.host_add import sftp_account
+from agent.actions.init import Report
+from agent.config.load import load_inventory
+from agent.config.load import remove_host as remove_from_inventory
+from agent.files import write_atomic
+from agent.paths import ServerPaths
+
+
+def userdel_argv(account: str) -> tuple[str, ...]:
+    return ("userdel", account)
+
+
+def remove_host(
+    paths: ServerPaths, ssh: remote.Ssh, name: str, purge: bool, say: Callable[[str], None]
+) -> Report:
+    """Remove `name`'s account, SFTP key, host key pin and inventory entry (and, if `purge`,
+    its backups). Removing a host that is not there changes nothing."""
+    report = Report(say)
+    say(f"dupctl host remove {name}")
+    account = sftp_account(name)
+    inventory = load_inventory(paths) if paths.config_file.exists() else None
+    if inventory is not None and name in inventory.hosts:
+        host = inventory.hosts[name]
+        if remote.pinned_key(ssh, host) is not None:
+            pins = remote.pinned_lines(ssh.known_hosts.read_text(), host, None)
+            write_atomic(ssh.known_hosts, pins, 0o600)
+            report.step("host key", f"pin of {host.address} removed", True)
+        remove_from_inventory(paths, name)
+        report.step("inventory", f"{name} removed from {paths.config_file}", True)
+    try:
+        pwd.getpwnam(account)
+    except KeyError:
+        pass
+    else:
+        execute.run(userdel_argv(account))
+        report.step("account", f"user {account} removed", True)
+    key_file = paths.sftp_keys_dir / account
+    if key_file.exists():
+        key_file.unlink()
+        report.step("sftp key", f"{key_file} removed", True)
+    chroot = paths.hosts_dir / account
+    if chroot.exists():
+        if purge:
+            shutil.rmtree(chroot)
+        report.step(
+            "backups",
+            f"{chroot} deleted" if purge else f"{chroot} kept (delete with --purge)",
+            purge,
+        )
+    say(
+        f"host remove {name}: {len(report.changes)} change(s): {', '.join(report.changes)}"
+        if report.changes
+        else f"host remove {name}: nothing to remove"
+    )
+    return report

@@ -1,0 +1,336 @@
+"""The inventory /etc/duplicity/dupstack.yaml: read, validate, merge defaults, rewrite.
+
+Every problem becomes one line naming the file, the line (when known), the key path
+(`hosts.web1.paths[1]`) and what was expected; the schema is agent/config/schema.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import functools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from agent.duplicity.common import is_inside
+from agent.errors import ConfigError, UnknownHost
+from agent.files import write_atomic
+from agent.paths import ServerPaths
+
+SCHEMA_FILE = Path(__file__).with_name("schema.json")
+
+# What a host gets when neither it nor `defaults` sets a key (the design's example).
+BUILTIN_DEFAULTS: Mapping[str, Any] = {
+    "user": "root",
+    "port": 22,
+    "paths": ["/etc"],
+    "excludes": [],
+    "full_if_older_than": "7D",
+    "keep_full": 4,
+    "remove_older_than": None,
+    "volsize": 200,
+}
+ADD_HOST_HINT = "add a host with `dupctl host add` (see `dupctl host add --help`)"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """One tenant host with `defaults` merged in (the host's own keys win, lists included)."""
+
+    name: str
+    address: str
+    user: str
+    port: int
+    paths: tuple[str, ...]
+    excludes: tuple[str, ...]
+    full_if_older_than: str
+    keep_full: int | None
+    remove_older_than: str | None
+    volsize: int
+
+    @property
+    def sftp_user(self) -> str:
+        """The host's chrooted SFTP account on the backup server."""
+        return f"dup-{self.name}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The whole file: where hosts reach this server, and every host by name."""
+
+    server_address: str
+    server_port: int
+    hosts: Mapping[str, HostConfig]
+    file: Path  # where it was read, for errors
+
+    def host(self, name: str) -> HostConfig:
+        """The host called `name`; UnknownHost (with the known names) if there is none."""
+        if name not in self.hosts:
+            known = ", ".join(sorted(self.hosts)) or "none"
+            raise UnknownHost(
+                f"no host {name!r} in {self.file} (hosts: {known})", hint=ADD_HOST_HINT
+            )
+        return self.hosts[name]
+
+
+def load_inventory(paths: ServerPaths) -> Inventory:
+    """The validated inventory; ConfigError if the file is missing or has any problem."""
+    file = paths.config_file
+    document, node = _read(file)
+    return _inventory(document, file, node)
+
+
+def save_host(
+    paths: ServerPaths,
+    host_settings: Mapping[str, Any],
+    *,
+    server: Mapping[str, Any] | None = None,
+) -> HostConfig:
+    """Add or replace the host `host_settings["name"]`, keeping every other host and defaults.
+
+    Keys absent from `host_settings` come from `defaults`. `server` (address, port) sets the
+    server section; it is required when the file does not exist yet. The whole result is
+    validated before the file is replaced (atomically, 0600 root).
+    """
+    settings = dict(host_settings)
+    name = settings.pop("name")
+    file = paths.config_file
+    with _locked(file):
+        if file.exists():
+            document, node = _read(file)
+            _inventory(document, file, node)  # never rewrite a file that is already wrong
+        elif server is None:
+            raise ConfigError(
+                f"{file} does not exist and no server address was given",
+                hint="give the address tenant hosts use to reach this server",
+            )
+        else:
+            document = {"server": {}, "hosts": {}}
+        if server is not None:
+            document["server"] = dict(server)
+        document.setdefault("hosts", {})[name] = settings
+        inventory = _inventory(document, file)
+        _write(file, document)
+    return inventory.hosts[name]
+
+
+def remove_host(paths: ServerPaths, name: str) -> None:
+    """Remove host `name` from the inventory (UnknownHost if it is not there)."""
+    file = paths.config_file
+    with _locked(file):
+        document, node = _read(file)
+        _inventory(document, file, node).host(name)
+        del document["hosts"][name]
+        _write(file, document)
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+@contextlib.contextmanager
+def _locked(file: Path) -> Iterator[None]:
+    """Serialise read-modify-write cycles (two `host add` at once must not lose a host)."""
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(file.with_name(f".{file.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write(file: Path, document: Mapping[str, Any]) -> None:
+    # Rewritten from data: comments and formatting of a hand-edited file are not kept.
+    ordered = {key: document[key] for key in ("server", "defaults", "hosts") if key in document}
+    text = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    header = (
+        "# dupstack inventory (schema: agent/config/schema.json).\n"
+        "# dupctl host add/remove rewrite this file: comments here are not kept.\n"
+    )
+    write_atomic(file, header + text, mode=0o600)
+
+
+def _read(file: Path) -> tuple[Any, yaml.Node | None]:
+    """The data of `file` and its YAML node tree (for line numbers); not validated yet."""
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        missing = f"{file} does not exist: no hosts to back up"
+        raise ConfigError(missing, hint=ADD_HOST_HINT) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: cannot read: {error}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        context = error.context_mark and f" ({error.context} on line {error.context_mark.line + 1})"
+        raise ConfigError(
+            f"{where}: invalid YAML: {error.problem or error.context}{context or ''}",
+            hint="fix the syntax at that line and column",
+        ) from None
+    finally:
+        loader.dispose()
+    if node is not None:
+        _raise_if_any(list(_key_problems(node, ())), file, node)
+    return document, node
+
+
+def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inventory:
+    """Validate `document` (schema, then what a schema cannot say) and merge the defaults."""
+    _raise_if_any(_schema_problems(document), file, node)
+    defaults = document.get("defaults") or {}
+    hosts: dict[str, HostConfig] = {}
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for name, own in document["hosts"].items():
+        merged = {**BUILTIN_DEFAULTS, **defaults, **own}
+        origin = ("hosts", name) if "excludes" in own else ("defaults",)
+        for index, pattern in enumerate(merged["excludes"]):
+            if not is_inside(pattern, merged["paths"]):
+                shown = ", ".join(merged["paths"])
+                problems.append(
+                    (
+                        (*origin, "excludes", index),
+                        f"{pattern!r} is not inside any path of host {name} ({shown}): "
+                        "it would exclude nothing or, before an include, hide a whole path",
+                    )
+                )
+        hosts[name] = HostConfig(
+            name=name,
+            address=merged["address"],
+            user=merged["user"],
+            port=merged["port"],
+            paths=tuple(merged["paths"]),
+            excludes=tuple(merged["excludes"]),
+            full_if_older_than=merged["full_if_older_than"],
+            keep_full=merged["keep_full"],
+            remove_older_than=merged["remove_older_than"],
+            volsize=merged["volsize"],
+        )
+    _raise_if_any(problems, file, node)
+    server = document["server"]
+    return Inventory(
+        file=file, server_address=server["address"], server_port=server.get("port", 22), hosts=hosts
+    )
+
+
+def _schema_problems(document: object) -> list[tuple[tuple[Any, ...], str]]:
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = []
+    for error in validator.iter_errors(document):
+        problems.extend(_explain(error))
+    return problems
+
+
+def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(key path, what is wrong) for one schema error, in the inventory's own words."""
+    where = tuple(error.absolute_path)
+    expected = error.schema.get("x-expected") if isinstance(error.schema, dict) else None
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = _known_keys(error.schema)
+        for key in error.instance:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                guess = f" (did you mean {close[0]!r}?)" if close else ""
+                yield (*where, key), f"unknown key {key!r}{guess}"
+    elif error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        for key in missing:
+            yield (*where, key), "missing (required)"
+    elif "propertyNames" in error.schema_path:
+        yield (*where, error.instance), f"bad host name: expected {expected}"
+    elif error.validator == "uniqueItems":
+        yield where, "lists the same entry twice"
+    else:
+        yield where, f"expected {expected or error.message}, got {_shown(error.instance)}"
+
+
+def _known_keys(schema: Mapping[str, Any]) -> set[str]:
+    """Property names `schema` allows, following its local `$ref`s."""
+    keys = set(schema.get("properties", {}))
+    if ref := schema.get("$ref"):
+        target: Any = _schema()
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        keys |= _known_keys(target)
+    return keys
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return repr(value)
+
+
+def _key_problems(node: yaml.Node, where: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """What PyYAML accepts silently: duplicate keys (the last would win) and non-text keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if key.tag != "tag:yaml.org,2002:str":
+                yield (*where, key.value), f"key {key.value} must be text: quote it ('{key.value}')"
+            elif key.value in seen:
+                first = seen[key.value]
+                yield (*where, key.value), f"duplicate key (first on line {first})"
+            seen.setdefault(key.value, key.start_mark.line + 1)
+            yield from _key_problems(value, (*where, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _key_problems(item, (*where, index))
+
+
+def _raise_if_any(
+    problems: Sequence[tuple[tuple[Any, ...], str]], file: Path, node: yaml.Node | None
+) -> None:
+    """One ConfigError listing every problem, one line each: FILE[:LINE]: KEY: what."""
+    if not problems:
+        return
+    entries = []
+    for where, what in problems:
+        line = _line_of(node, where)
+        location = f"{file}:{line}" if line else str(file)
+        entries.append((line or 0, f"{location}: {_key_path(where) or '(top level)'}: {what}"))
+    raise ConfigError(
+        "\n".join(text for _line, text in sorted(entries)),  # in the file's order
+        hint=f"fix {file} (schema: agent/config/schema.json), then rerun",
+    )
+
+
+def _key_path(where: Sequence[Any]) -> str:
+    """`hosts.web1.paths[1]` from ('hosts', 'web1', 'paths', 1)."""
+    text = ""
+    for part in where:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _line_of(node: yaml.Node | None, where: Sequence[Any]) -> int | None:
+    """The 1-based line of the deepest key (or list item) along `where` that the file has."""
+    line = None
+    for part in where:
+        if isinstance(node, yaml.MappingNode):
+            match = [(key, value) for key, value in node.value if key.value == str(part)]
+            if not match:
+                break
+            key, node = match[-1]
+            line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

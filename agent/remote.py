@@ -1,0 +1,296 @@
+"""The one place where dupctl runs commands on tenant hosts, over SSH (fabric + paramiko).
+
+The server logs in with its own key, and only to hosts whose SSH host key is pinned in its
+known_hosts file: paramiko's RejectPolicy refuses unknown keys, a changed key is refused
+with both fingerprints (fabric's AutoAddPolicy, which trusts any key, is never used).
+Commands are argv lists quoted with shlex.join; a secret travels on stdin and becomes
+$PASSPHRASE in the command's environment, so it never appears in any command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import shlex
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
+from paramiko.hostkeys import HostKeys
+
+from agent.errors import (
+    HostAccessDenied,
+    HostKeyRejected,
+    HostUnreachable,
+    RemoteCommandFailed,
+    UsageError,
+)
+from agent.paths import ServerPaths
+
+logger = logging.getLogger(__name__)
+
+# Reads the first stdin line into PASSPHRASE, then runs "$@" (the argv) with it exported.
+EXPORT_FIRST_LINE = 'IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
+
+
+class HostAddress(Protocol):
+    """How to reach a host (agent.config's HostConfig is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A host to reach, when there is no inventory entry (yet)."""
+
+    name: str
+    address: str
+    user: str = "root"
+    port: int = 22
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """The server's side: its private key and its pinned host keys."""
+
+    key_file: Path
+    known_hosts: Path
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def of_server(cls, paths: ServerPaths, connect_timeout: float = 10.0) -> Ssh:
+        ssh_dir = paths.etc_dir / "ssh"
+        return cls(ssh_dir / "id_ed25519", ssh_dir / "known_hosts", connect_timeout)
+
+    @property
+    def public_key(self) -> str:
+        """The public key line to authorize on hosts (or how to get it)."""
+        try:
+            return Path(f"{self.key_file}.pub").read_text().strip()
+        except OSError:
+            return f"the output of: ssh-keygen -y -f {self.key_file}"
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """How OpenSSH and paramiko name a host in known_hosts."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def parse_public_key(text: str) -> paramiko.PKey:
+    """A key from an OpenSSH public key line (`TYPE BASE64 [comment]`) or a known_hosts line."""
+    fields = text.split()
+    for index, field in enumerate(fields[:-1]):
+        if field.startswith(("ssh-", "ecdsa-", "sk-")):
+            try:
+                return paramiko.PKey.from_type_string(field, base64.b64decode(fields[index + 1]))
+            except (ValueError, paramiko.SSHException):
+                break
+    raise UsageError(f"not an SSH public key: {text.strip()[:60]!r}")
+
+
+def public_key_line(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def pinned_key(ssh: Ssh, host: HostAddress) -> paramiko.PKey | None:
+    """The host key pinned for `host`, if any."""
+    if not ssh.known_hosts.exists():
+        return None
+    keys = HostKeys(str(ssh.known_hosts)).lookup(known_hosts_name(host.address, host.port))
+    return next(iter(keys.values()), None) if keys else None
+
+
+def pinned_lines(known_hosts: str, host: HostAddress, key: paramiko.PKey | None) -> str:
+    """`known_hosts` text with `host`'s entries replaced by `key` (or removed if None)."""
+    name = known_hosts_name(host.address, host.port)
+    lines = [
+        line
+        for line in known_hosts.splitlines()
+        if line.strip() and name not in line.split(maxsplit=1)[0].split(",")
+    ]
+    if key is not None:
+        lines.append(f"{name} {public_key_line(key)}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def scan_host_key(host: HostAddress, timeout: float) -> paramiko.PKey:
+    """The host key `host` offers (for a first-seen pin); nothing is authenticated."""
+    try:
+        with socket.create_connection((host.address, host.port), timeout=timeout) as sock:
+            transport = paramiko.Transport(sock)
+            try:
+                transport.start_client(timeout=timeout)
+                return transport.get_remote_server_key()
+            finally:
+                transport.close()
+    except (OSError, paramiko.SSHException) as error:
+        raise _unreachable(host, error) from error
+
+
+def remote_command(argv: Sequence[str], user: str, secret: bool) -> str:
+    """The command line sent to the host: shlex-quoted argv, via sudo -n unless root."""
+    command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
+    return shlex.join(command if user == "root" else ["sudo", "-n", "--", *command])
+
+
+class _Stdin(io.StringIO):
+    """All of the input in one read: invoke reads other streams one character per 10 ms."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
+
+
+class Session:
+    """An open SSH connection to one host."""
+
+    def __init__(self, host: HostAddress, connection: Connection) -> None:
+        self.host = host
+        self.connection = connection
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        secret: str | None = None,
+        input: str | None = None,
+        log: IO[str] | None = None,
+        timeout: float | None = None,
+        ok_codes: Sequence[int] = (0,),
+    ) -> RemoteResult:
+        """Run `argv` on the host; `secret` reaches it as $PASSPHRASE, `input` as stdin after it.
+
+        Output goes to `log` as it comes. Raises RemoteCommandFailed unless the exit code is
+        in `ok_codes`, HostAccessDenied when sudo wants a password.
+        """
+        command = remote_command(argv, self.host.user, secret is not None)
+        logger.debug("run on %s: %s", self.host.name, command)
+        stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
+        try:
+            done = self.connection.run(
+                command,
+                in_stream=_Stdin(stdin),
+                echo_stdin=False,
+                hide=log is None,
+                out_stream=log,
+                err_stream=log,
+                warn=True,
+                pty=False,
+                timeout=timeout,
+            )
+        except CommandTimedOut as error:
+            raise RemoteCommandFailed(
+                f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
+            ) from error
+        result = RemoteResult(done.exited, done.stdout, done.stderr)
+        if result.exit_code not in ok_codes:
+            last = result.stderr.strip().splitlines()[-1:] or [""]
+            if self.host.user != "root" and "sudo: a password is required" in last[0]:
+                raise HostAccessDenied(
+                    f"{self.host.name}: user {self.host.user} may not use sudo without a password",
+                    hint=f"give {self.host.user} passwordless sudo on {self.host.name}, "
+                    "or use --user root",
+                )
+            raise RemoteCommandFailed(
+                f"{self.host.name}: {shlex.join(argv)} exited {result.exit_code}"
+                + (f": {last[0]}" if last[0] else "")
+            )
+        return result
+
+
+@contextmanager
+def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
+    """A connection to `host`, logged in with the server's key, checked against its pin."""
+    pinned = pinned_key(ssh, host)
+    if pinned is None:
+        raise HostKeyRejected(
+            f"no SSH host key is pinned for {host.name} ({host.address}:{host.port})",
+            hint=f"dupctl host add {host.name} --address {host.address} pins it",
+        )
+    connection = Connection(
+        host.address,
+        user=host.user,
+        port=host.port,
+        config=Config(ssh_config=paramiko.SSHConfig(), lazy=True),
+        connect_kwargs={
+            "key_filename": str(ssh.key_file),
+            "look_for_keys": False,
+            "allow_agent": False,
+            "timeout": ssh.connect_timeout,
+            "banner_timeout": ssh.connect_timeout,
+            "auth_timeout": ssh.connect_timeout,
+        },
+    )
+    connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    connection.client.load_host_keys(str(ssh.known_hosts))
+    try:
+        connection.open()
+    except paramiko.BadHostKeyException as error:
+        raise _key_mismatch(host, expected=pinned, offered=error.key) from error
+    except paramiko.AuthenticationException as error:
+        raise HostAccessDenied(
+            f"{host.name} ({host.address}) refused this server's SSH key for user {host.user}",
+            hint=f"authorize this key on {host.name} (~{host.user}/.ssh/authorized_keys): "
+            f"{ssh.public_key}",
+        ) from error
+    except (OSError, paramiko.SSHException) as error:
+        raise _unreachable(host, error) from error
+    try:
+        yield Session(host, connection)
+    finally:
+        connection.close()
+
+
+def run(
+    ssh: Ssh,
+    host: HostAddress,
+    argv: Sequence[str],
+    *,
+    secret: str | None = None,
+    log: IO[str] | None = None,
+    timeout: float | None = None,
+) -> RemoteResult:
+    """One command on `host` over a connection of its own (see Session.run)."""
+    with session(ssh, host) as remote:
+        return remote.run(argv, secret=secret, log=log, timeout=timeout)
+
+
+def _unreachable(host: HostAddress, error: BaseException) -> HostUnreachable:
+    reason = str(error) or type(error).__name__
+    return HostUnreachable(
+        f"host {host.name} ({host.address}:{host.port}) is unreachable: {reason}",
+        hint=f"check that {host.name} is running, that sshd listens on port {host.port} and "
+        "that this server may reach it (security group); the address is in the inventory",
+    )
+
+
+def _key_mismatch(
+    host: HostAddress, expected: paramiko.PKey, offered: paramiko.PKey
+) -> HostKeyRejected:
+    return HostKeyRejected(
+        f"{host.name} ({host.address}:{host.port}) offered SSH host key {offered.fingerprint}, "
+        f"but {expected.fingerprint} is pinned: refusing to connect",
+        hint=f"if {host.name} was rebuilt, check the new key on its console, save it to FILE and "
+        f"re-pin it: dupctl host add {host.name} --address {host.address} --host-key FILE; "
+        "otherwise someone may be in between",
+    )

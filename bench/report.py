@@ -1,0 +1,315 @@
+"""Summaries of measured samples and the two result files: RESULTS.md and results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.dataset import Dataset
+from bench.measure import Sample
+
+MB = 1_000_000
+
+
+@dataclass
+class CaseResult:
+    """Everything measured for one case, with its summary once `summarize()` ran."""
+
+    name: str
+    title: str
+    baseline: str | None
+    command: str = ""
+    samples: list[Sample] = field(default_factory=list)
+    outputs: list[int | None] = field(default_factory=list)
+    setup_s: float = 0.0
+    error: str | None = None
+    summary: dict[str, float] = field(default_factory=dict)
+    vs_baseline: float | None = None
+    vs_reference: float | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How and when this run was made."""
+
+    command: str
+    date: str
+    repeat: int
+    sample_interval: float
+    load_start: float
+    load_end: float
+    generate_s: float
+    mutation: Mapping[str, int] | None = None
+
+
+def summarize(results: Sequence[CaseResult], reference: str) -> None:
+    """Fill each result's summary (medians, wall min/max) and its ratios of median wall time."""
+    for r in results:
+        if not r.samples:
+            continue
+        s = r.samples
+        outputs = [o for o in r.outputs if o is not None]
+        r.summary = {
+            "wall_s": statistics.median(x.wall_s for x in s),
+            "wall_min_s": min(x.wall_s for x in s),
+            "wall_max_s": max(x.wall_s for x in s),
+            "cpu_s": statistics.median(x.cpu_s for x in s),
+            "user_s": statistics.median(x.user_s for x in s),
+            "sys_s": statistics.median(x.sys_s for x in s),
+            "server_cpu_s": statistics.median(x.server_cpu_s for x in s),
+            "peak_tree_mb": statistics.median(x.peak_tree_kb for x in s) * 1024 / MB,
+        }
+        rss = [x.max_rss_kb for x in s if x.max_rss_kb is not None]
+        if rss:
+            r.summary["max_rss_mb"] = statistics.median(rss) * 1024 / MB
+        if outputs:
+            r.summary["output_mb"] = statistics.median(outputs) / MB
+    walls = {r.name: r.summary["wall_s"] for r in results if r.summary}
+    for r in results:
+        if not r.summary:
+            continue
+        if r.baseline in walls:
+            r.vs_baseline = r.summary["wall_s"] / walls[r.baseline]
+        if reference in walls:
+            r.vs_reference = r.summary["wall_s"] / walls[reference]
+
+
+def _first_line(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "n/a"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else "n/a"
+
+
+def _cpuinfo_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def _git_commit(repo: Path) -> str:
+    head = _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
+def _interpreter(script: str) -> str:
+    """The Python that runs a console script (its #! line), else this one."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except OSError:
+        return sys.executable
+    return first[2:].strip() if first.startswith("#!") else sys.executable
+
+
+def machine_facts(duplicity: str, repo: Path) -> dict[str, object]:
+    """Facts that make numbers comparable: hardware, kernel, tool versions, commit."""
+    probe = (
+        "import platform, importlib.metadata as m\n"
+        "print(platform.python_version(), m.version('paramiko'))"
+    )
+    versions = _first_line([_interpreter(duplicity), "-c", probe]).split()
+    python, paramiko = versions if len(versions) == 2 else ("n/a", "n/a")
+    mem_kb = 0
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": _cpuinfo_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "python": python,
+        "duplicity": _first_line([duplicity, "--version"]),
+        "gpg": _first_line(["gpg", "--version"]),
+        "tar": _first_line(["tar", "--version"]),
+        "gzip": _first_line(["gzip", "--version"]),
+        "openssh": _first_line(["ssh", "-V"]),
+        "paramiko": paramiko,
+        "commit": _git_commit(repo),
+    }
+
+
+def _fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _table(results: Sequence[CaseResult], dataset_mb: float, reference: str) -> list[str]:
+    lines = [
+        f"| case | wall s (median) | min-max | CPU s | peak tree MB | largest process MB "
+        f"| output MB | source MB/s | vs baseline | x {reference} |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+    ]
+    for r in results:
+        if r.error or not r.summary:
+            lines.append(f"| `{r.name}` | failed: {r.error or 'no samples'} |||||||||")
+            continue
+        s = r.summary
+        cpu = _fmt(s["cpu_s"])
+        if s["server_cpu_s"] > 0:
+            cpu += f" (sshd {s['server_cpu_s']:.1f})"
+        baseline = f"{r.vs_baseline:.2f}x {r.baseline}" if r.vs_baseline is not None else "-"
+        title = r.title.replace("|", "\\|")
+        lines.append(
+            f"| `{r.name}`: {title} | {s['wall_s']:.2f} "
+            f"| {s['wall_min_s']:.2f}-{s['wall_max_s']:.2f} | {cpu} "
+            f"| {s['peak_tree_mb']:.0f} | {_fmt(s.get('max_rss_mb'), '.0f')} "
+            f"| {_fmt(s.get('output_mb'))} "
+            f"| {dataset_mb / s['wall_s']:.1f} | {baseline} | {_fmt(r.vs_reference, '.2f', 'x')} |"
+        )
+    return lines
+
+
+HOW_MEASURED = """\
+- Each case ran {repeat} time(s); repeats were interleaved (round 1 of every case, then
+  round 2, ...) so a noisy neighbour hurts all cases alike. Medians; wall min-max shown.
+- **wall**: `time.perf_counter()` from spawning the command to its exit. Only the command is
+  timed: fresh target dirs, copies and the incremental's full backup are untimed set-up.
+- **CPU**: user+system seconds of the whole process tree from the root's `wait4()` rusage
+  (the kernel adds every reaped descendant: tar, gzip, gpg, duplicity's gpg children). For
+  `sftp` cases the sshd side (session processes reaped by the listener) is added and shown.
+  gpg-agent, a detached daemon, is started before the runs and not counted.
+- **peak tree MB**: the largest sum of PSS (`/proc/PID/smaps_rollup`) over the live processes
+  of the tree (and sshd's session processes), sampled every {interval} s: what the backup
+  occupied at once. Spikes shorter than the interval can be missed.
+- **largest process MB**: `ru_maxrss` of the tree as `/usr/bin/time -f %M` reports it: the
+  peak RSS of the single biggest process (exact, kernel-tracked; not a sum). GNU time is the
+  tree's root because a child forked from the Python runner inherits the runner's RSS.
+- **output MB**: size of what the repeat wrote (for the incremental: only the new files).
+  **source MB/s**: dataset size / median wall (the incremental reads metadata of all files
+  but the data of changed ones only).
+- The dataset is in the page cache (written just before); outputs go to the page cache too
+  and are flushed (`sync`) between runs, untimed. Both ends of `sftp` run on this machine.
+- No figure here is asserted anywhere: benchmarks are not tests."""
+
+
+def write_results(
+    out_dir: Path,
+    *,
+    results: Sequence[CaseResult],
+    machine: Mapping[str, object],
+    dataset: Dataset,
+    info: RunInfo,
+    reference: str,
+) -> tuple[Path, Path]:
+    """Write RESULTS.md and results.json into `out_dir`; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "machine": dict(machine),
+        "dataset": {k: v for k, v in asdict(dataset).items() if k != "root"},
+        "run": asdict(info),
+        "reference": reference,
+        "cases": [
+            {
+                **{k: v for k, v in asdict(r).items() if k not in ("samples", "outputs")},
+                "samples": [
+                    {**asdict(s), "cpu_s": s.cpu_s, "output_bytes": o}
+                    for s, o in zip(r.samples, r.outputs, strict=True)
+                ],
+            }
+            for r in results
+        ],
+    }
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+
+    ds = dataset
+    dataset_mb = ds.bytes / MB
+    lines = [
+        "# dupstack backup benchmark",
+        "",
+        f"`{info.command}` on {info.date}. One machine, one run; ratios compare medians",
+        "of the same run. `make bench` regenerates this file and `results.json`.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable) |",
+        f"| memory | {machine['memory_gib']} GiB |",
+        f"| OS, kernel | {machine['os']}, {machine['kernel']} |",
+        f"| load average (1 min) at start / end | {info.load_start:.2f} / {info.load_end:.2f} |",
+        f"| duplicity | {machine['duplicity']} (Python {machine['python']}, "
+        f"paramiko {machine['paramiko']}) |",
+        f"| gpg | {machine['gpg']} |",
+        f"| tar, gzip | {machine['tar']}; {machine['gzip']} |",
+        f"| OpenSSH | {machine['openssh']} |",
+        f"| dupstack commit | {machine['commit']} |",
+        "",
+        "## Dataset",
+        "",
+        f"`bench/dataset.py`, seed {ds.seed}, scale {ds.scale}: **{ds.files} files, "
+        f"{dataset_mb:.1f} MB**: {ds.small_files} small files (1-16 KiB, 80% text) "
+        f"{ds.small_bytes / MB:.1f} MB, random blobs {ds.blob_bytes / MB:.1f} MB, "
+        f"logs {ds.log_bytes / MB:.1f} MB; generated in {info.generate_s:.1f} s.",
+    ]
+    if info.mutation:
+        m = info.mutation
+        lines += [
+            f"The incremental follows `mutate(seed=1)`: {m['files']} files changed "
+            f"({m['small_files']} small files rewritten, one log appended, a slice of one "
+            f"blob rewritten), {m['changed_bytes'] / MB:.2f} MB of data.",
+        ]
+    lines += [
+        "",
+        f"## Results (median of {info.repeat})",
+        "",
+        *_table(results, dataset_mb, reference),
+        "",
+        "## How it was measured",
+        "",
+        HOW_MEASURED.format(repeat=info.repeat, interval=info.sample_interval),
+        "",
+        "## Commands",
+        "",
+        "`$DATA` is the dataset, `$WORK` the case's scratch dir, `{fd}` an inherited pipe",
+        "carrying the passphrase; duplicity gets it as `PASSPHRASE` in its environment.",
+        "",
+        *[f"- `{r.name}`: `{r.command}`" for r in results],
+        "",
+    ]
+    md_path = out_dir / "RESULTS.md"
+    md_path.write_text("\n".join(lines))
+    return md_path, json_path
+
+
+def display_command(argv: Sequence[str], replacements: Mapping[str, str]) -> str:
+    """argv as a shell line, with long temp paths replaced by short names ($DATA, $WORK)."""
+    text = shlex.join(argv)
+    for old, new in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(old, new)
+    return text

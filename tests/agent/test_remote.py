@@ -1,0 +1,161 @@
+"""agent.remote: commands on tenant hosts over SSH, against a real sshd in a test fleet.
+
+The client side runs in this process, in a thread inside the backup server's network
+namespace (Host.call); keys and known_hosts are files in the test's folder.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import remote
+from agent.errors import (
+    HostAccessDenied,
+    HostKeyRejected,
+    HostUnreachable,
+    RemoteCommandFailed,
+)
+from tests.support.fleet import Fleet, Host
+
+pytestmark = pytest.mark.root
+SECRET = "pass phrase with 'quotes', $dollars; and `ticks`"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    with Fleet() as fleet:
+        fleet.add_host("bs")
+        fleet.add_host("web").start_sshd()
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def keys(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> remote.Ssh:
+    """The server's key, authorized on web, and web's pinned host key."""
+    folder = tmp_path_factory.mktemp("ssh")
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    web = fleet.hosts["web"]
+    web.authorize(Path(f"{key}.pub").read_text())
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(f"{web.address} {web.host_key_pub}\n")
+    return remote.Ssh(key, known_hosts, connect_timeout=2)
+
+
+@pytest.fixture
+def web(fleet: Fleet) -> remote.Target:
+    return remote.Target("web", fleet.hosts["web"].address)
+
+
+@pytest.fixture
+def on_bs(fleet: Fleet) -> Callable[[Callable[[], Any]], Any]:
+    return fleet.hosts["bs"].call
+
+
+def test_argv_arrives_exactly_as_given(on_bs, keys, web) -> None:
+    argv = ["printf", "%s|", "two words", "it's", '"q"', "$HOME", "a;b", "*", ""]
+    done = on_bs(lambda: remote.run(keys, web, argv))
+    assert done.exit_code == 0
+    assert done.stdout == 'two words|it\'s|"q"|$HOME|a;b|*||'
+
+
+def test_a_secret_reaches_the_command_on_stdin_never_in_a_command_line(on_bs, keys, web) -> None:
+    # On the host, while the command runs: which command lines hold $PASSPHRASE?
+    scan = (
+        "import glob, os; secret = os.environ['PASSPHRASE'].encode(); "
+        "print(len(secret), [p for p in glob.glob('/proc/*/cmdline') "
+        "if secret in open(p, 'rb').read()])"
+    )
+    done = on_bs(lambda: remote.run(keys, web, ["python3", "-c", scan], secret=SECRET))
+    assert done.stdout.strip() == f"{len(SECRET.encode())} []"
+
+
+def test_input_follows_the_secret_on_stdin(on_bs, keys, web) -> None:
+    def both() -> remote.RemoteResult:
+        with remote.session(keys, web) as host:
+            return host.run(["sh", "-c", 'echo "$PASSPHRASE"; cat'], secret=SECRET, input="x\ny\n")
+
+    assert on_bs(both).stdout == f"{SECRET}\nx\ny\n"
+
+
+def test_output_streams_to_the_log(on_bs, keys, web) -> None:
+    log = io.StringIO()
+    on_bs(lambda: remote.run(keys, web, ["sh", "-c", "echo out; echo err >&2"], log=log))
+    assert sorted(log.getvalue().splitlines()) == ["err", "out"]
+
+
+def test_a_failed_command_names_its_exit_code_and_last_error_line(on_bs, keys, web) -> None:
+    failing = ["sh", "-c", "echo first >&2; echo 'the reason' >&2; exit 3"]
+    with pytest.raises(RemoteCommandFailed) as failed:
+        on_bs(lambda: remote.run(keys, web, failing))
+    assert failed.value.message.startswith("web: sh -c ")
+    assert failed.value.message.endswith("exited 3: the reason")
+
+
+def test_a_command_that_runs_too_long_is_stopped(on_bs, keys, web) -> None:
+    with pytest.raises(RemoteCommandFailed, match=r"timed out after 0\.5 s"):
+        on_bs(lambda: remote.run(keys, web, ["sleep", "5"], timeout=0.5))
+
+
+def test_a_changed_host_key_is_refused_with_both_fingerprints(
+    fleet: Fleet, on_bs, keys, web, tmp_path: Path
+) -> None:
+    impostor = fleet.hosts["bs"]  # any other key: what a man in the middle would offer
+    pins = tmp_path / "known_hosts"
+    pins.write_text(f"{web.address} {impostor.host_key_pub}\n")
+    wrong = remote.Ssh(keys.key_file, pins, connect_timeout=2)
+    with pytest.raises(HostKeyRejected) as refused:
+        on_bs(lambda: remote.run(wrong, web, ["touch", "/tmp/reached"]))
+    offered = remote.parse_public_key(fleet.hosts["web"].host_key_pub).fingerprint
+    expected = remote.parse_public_key(pins.read_text()).fingerprint
+    assert f"offered SSH host key {offered}, but {expected} is pinned" in refused.value.message
+    assert "dupctl host add web --address" in refused.value.hint
+    assert "--host-key FILE" in refused.value.hint
+    assert not fleet.hosts["web"].path("/tmp/reached").exists()
+    assert pins.read_text() == f"{web.address} {impostor.host_key_pub}\n"
+
+
+def test_an_unpinned_host_is_never_trusted(on_bs, keys, web, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.touch()
+    with pytest.raises(HostKeyRejected, match="no SSH host key is pinned for web"):
+        on_bs(lambda: remote.run(remote.Ssh(keys.key_file, empty), web, ["true"]))
+    assert empty.read_text() == ""
+
+
+def test_a_refused_key_names_the_key_to_authorize(on_bs, keys, web, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other], check=True)
+    stranger = remote.Ssh(other, keys.known_hosts, connect_timeout=2)
+    with pytest.raises(HostAccessDenied) as denied:
+        on_bs(lambda: remote.run(stranger, web, ["true"]))
+    assert "web" in denied.value.message
+    assert stranger.public_key in denied.value.hint
+
+
+@pytest.mark.parametrize("how", ["stop", "down"])
+def test_a_dead_host_is_named_with_its_address(fleet: Fleet, on_bs, keys, how: str) -> None:
+    host: Host = fleet.add_host(f"dead-{how}")
+    host.start_sshd()
+    pins = f"{keys.known_hosts.read_text()}{host.address} {host.host_key_pub}\n"
+    keys.known_hosts.write_text(pins)
+    target = remote.Target(host.name, host.address)
+    getattr(host, how)()
+    with pytest.raises(HostUnreachable) as dead:
+        on_bs(lambda: remote.run(keys, target, ["true"]))
+    assert f"host {host.name} ({host.address}:22) is unreachable" in dead.value.message
+    assert f"check that {host.name} is running" in dead.value.hint
+
+
+def test_a_non_root_user_goes_through_sudo_n() -> None:
+    command = remote.remote_command(["duplicity", "--version"], "debian", secret=False)
+    assert command == "sudo -n -- duplicity --version"
+    with_secret = remote.remote_command(["duplicity", "x y"], "debian", secret=True)
+    assert with_secret.startswith("sudo -n -- sh -c ")
+    assert with_secret.endswith("sh duplicity 'x y'")
