@@ -23,6 +23,9 @@ class ServerPaths:
     metadata_lock: Path  # nftables rules that bootcmd re-applies at every boot
     sshd_dir: Path  # sshd's settings and host keys; host add writes a drop-in
     sshd_pid_file: Path  # host add reloads a running sshd (SIGHUP)
+    state_dir: Path  # locks and the last run of each host
+    log_dir: Path  # one log file per run and host
+    cache_dir: Path  # duplicity's archive dir for the server-side commands
 
     @classmethod
     def from_root(cls, root: Path = Path("/")) -> ServerPaths:
@@ -36,6 +39,9 @@ class ServerPaths:
             metadata_lock=_under(root, "/etc/dupstack/metadata-lock.nft"),
             sshd_dir=_under(root, "/etc/ssh"),
             sshd_pid_file=_under(root, "/run/sshd.pid"),
+            state_dir=_under(root, "/var/lib/dupstack"),
+            log_dir=_under(root, "/var/log/dupstack"),
+            cache_dir=_under(root, "/var/cache/dupstack"),
         )
 
     @property

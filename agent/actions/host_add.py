@@ -30,12 +30,10 @@ from agent.config.load import BUILTIN_DEFAULTS, load_inventory, save_host
 from agent.errors import CommandFailed, HostNotReady, RemoteCommandFailed, UsageError
 from agent.files import write_atomic
 from agent.paths import ServerPaths
+from agent.repository import TENANT_KEY, TENANT_KNOWN_HOSTS, TENANT_SSH_DIR
 
 SFTP_GROUP = "dupstack-sftp"
 HOST_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,27}")  # as in agent/config/schema.json
-TENANT_SSH_DIR = "/root/.ssh"
-TENANT_KEY = f"{TENANT_SSH_DIR}/dupstack_ed25519"
-TENANT_KNOWN_HOSTS = f"{TENANT_SSH_DIR}/dupstack_known_hosts"
 CLIENT_VENV = "/opt/dupstack-client"
 DUPLICITY_PIN = "3.2.1"
 MIN_DUPLICITY = (3, 0)
