@@ -3,8 +3,7 @@
 The templates must be self-contained, so the dupctl agent travels inside the user-data: a
 source archive of agent/ with its own minimal pyproject, xz'd and base64'd into a
 write_files entry. Nova's 64 KiB limit is tight, so the archived sources are compacted: an
-AST round trip drops comments and function/class docstrings (module docstrings, which the
-CLI shows as help, stay). The archive is deterministic (sorted entries, fixed owners, modes
+AST round trip drops comments and docstrings (nothing in the agent reads them at run time). The archive is deterministic (sorted entries, fixed owners, modes
 and mtimes; xz has no timestamps): the same sources always render the same templates.
 """
 
@@ -71,11 +70,11 @@ agent = {json.dumps(package_data)}
 
 
 def compact_source(source: str) -> str:
-    """The same Python module without comments and function/class docstrings."""
+    """The same Python module without comments and docstrings."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            first = node.body[0]
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            first = node.body[0] if node.body else None
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 if isinstance(first.value.value, str):
                     node.body = node.body[1:] or [ast.Pass()]
