@@ -16,14 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent import remote
+from agent.actions.backup import BackupOptions, backup_hosts
 from agent.actions.host_add import HostRequest, add_host
 from agent.actions.host_list import list_hosts
 from agent.actions.host_remove import remove_host
 from agent.actions.init import MODES, InitOptions, run_init
+from agent.actions.list_files import list_files
 from agent.actions.passphrase import run_passphrase
+from agent.actions.prune import prune
+from agent.actions.restore import restore
+from agent.actions.status import hosts_status
+from agent.actions.verify import verify
 from agent.errors import DupstackError, UsageError
 from agent.paths import ServerPaths
 from agent.stack_env import read_stack_env
@@ -186,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_init_command)
     _add_host_commands(commands)
     _add_passphrase_command(commands)
+    _add_backup_commands(commands)
+    _add_restore_commands(commands)
     return parser
 
 
@@ -286,6 +295,214 @@ def _add_passphrase_command(commands: argparse._SubParsersAction) -> None:
     )
     passphrase.add_argument("host", metavar="HOST", help="a host of /etc/duplicity/dupstack.yaml")
     passphrase.set_defaults(handler=_passphrase_command)
+
+
+def _backup_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("backup")
+    if bool(args.hosts) == args.all:
+        raise UsageError(
+            "name the hosts to back up, or --all (not both)", hint="dupctl backup --all"
+        )
+    options = BackupOptions(full=args.full, jobs=args.jobs, retry_delay=args.retry_delay)
+    ssh = remote.Ssh.of_server(paths, args.timeout)
+    if sys.stdout.isatty() and not args.json:
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.fields[host]}"),
+            TextColumn("{task.description}"),
+        )
+        with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def show(host: str, text: str) -> None:
+                if host in tasks:
+                    progress.update(tasks[host], description=text)
+                else:
+                    tasks[host] = progress.add_task(text, host=host)
+
+            outcomes = backup_hosts(paths, args.hosts, options, ssh, show)
+    else:
+        outcomes = backup_hosts(
+            paths,
+            args.hosts,
+            options,
+            ssh,
+            lambda host, text: None if args.json else _say(f"{host}: {text}"),
+        )
+    records = [dataclasses.asdict(outcome.record) for outcome in outcomes]
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        table = Table(box=None)
+        for column in ("host", "result", "action", "duration", "error"):
+            table.add_column(column, overflow="fold")
+        for run in records:
+            duration = f"{run['duration']:.1f} s"
+            table.add_row(
+                run["host"], run["result"], run["action"] or "-", duration, run["error"] or ""
+            )
+        _print_table(table)
+    errors = [outcome.error for outcome in outcomes if outcome.error]
+    for error in errors:
+        print(f"dupctl: error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"dupctl: hint: {error.hint}", file=sys.stderr)
+    codes = {error.exit_code for error in errors}
+    return (codes.pop() if len(codes) == 1 else 1) if errors else 0
+
+
+def _minute(moment: str | None) -> str | None:
+    """`2026-11-22 03:53` from `2026-11-22T03:53:18Z`."""
+    return moment and moment[:16].replace("T", " ")
+
+
+def _print_table(table: Table) -> None:
+    """A table on a terminal's width; piped, one line per row (no wrapping at 80)."""
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000).print(table)
+
+
+def _status_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("status")
+    entries = hosts_status(paths, args.hosts)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        table = Table(box=None)
+        for column in ("host", "last run", "result", "chain", "chains", "sets", "size",
+                       "last full", "next full", "error"):  # fmt: skip
+            table.add_column(column, overflow="fold")
+        for entry in entries:
+            run = entry["last_run"] or {}
+            size = entry.get("size")
+            table.add_row(
+                entry["host"],
+                _minute(run.get("end")) or "never",
+                run.get("result", "-"),
+                *(str(entry.get(key, "-")) for key in ("chain_length", "chains", "sets")),
+                f"{size // 1024} KiB" if size is not None else "-",
+                _minute(entry.get("last_full")) or "-",
+                _minute(entry.get("next_full")) or "-",
+                entry["error"] or run.get("error") or "",
+            )
+        _print_table(table)
+    return 1 if any(entry["error"] for entry in entries) else 0
+
+
+def _add_backup_commands(commands: argparse._SubParsersAction) -> None:
+    debug = _debug_option(argparse.SUPPRESS)
+    backup = commands.add_parser(
+        "backup",
+        parents=[debug],
+        help="back up tenant hosts (duplicity on each host, over SSH/SFTP)",
+        description=(
+            "Back up each host: duplicity runs on it and pushes into its chroot on the volume; "
+            "the new files are then sealed (read-only for the host). Hosts run in parallel, "
+            "each under its own lock; one failing stops no other. Exit non-zero if any failed."
+        ),
+    )
+    backup.add_argument("hosts", nargs="*", metavar="HOST", help="hosts of the inventory")
+    backup.add_argument("--all", action="store_true", help="every host of the inventory")
+    backup.add_argument("--full", action="store_true", help="a full backup (default: when due)")
+    backup.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="hosts at once (default 2)"
+    )
+    backup.add_argument(
+        "--retry-delay",
+        type=int,
+        metavar="SECONDS",
+        help="between duplicity's 5 attempts of a failed transfer (default 30)",
+    )
+    backup.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    backup.add_argument("--json", action="store_true", help="the summary as JSON")
+    backup.set_defaults(handler=_backup_command)
+
+    status = commands.add_parser(
+        "status",
+        parents=[debug],
+        help="each host's last run and its sets on the volume",
+        description="Read on this server (hosts may be down): last run, chains and sets "
+        "(duplicity collection-status), size on the volume, last and next full backup.",
+    )
+    status.add_argument("hosts", nargs="*", metavar="HOST", help="default: every host")
+    status.add_argument("--json", action="store_true", help="as JSON")
+    status.set_defaults(handler=_status_command)
+
+
+def _list_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("list")
+    files = list_files(paths, args.host, args.time)
+    if args.json:
+        shown = [{"path": path, "mtime": f"{mtime:%Y-%m-%dT%H:%M:%SZ}"} for path, mtime in files]
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    for path, mtime in [] if args.json else files:
+        _say(f"{mtime:%Y-%m-%d %H:%M:%S}  {path}")
+    return 0
+
+
+def _restore_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("restore")
+    to = args.to if args.to is None or args.to_host else os.path.abspath(args.to)
+    ssh = remote.Ssh.of_server(paths)
+    restore(paths, ssh, args.host, path=args.path, time=args.time, to=to, to_host=args.to_host,
+            say=_say)  # fmt: skip
+    return 0
+
+
+def _verify_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("verify")
+    ssh = remote.Ssh.of_server(paths)
+    verify(paths, ssh, args.host, compare_data=args.compare_data, time=args.time, say=_say)
+    return 0
+
+
+def _prune_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("prune")
+    prune(paths, args.hosts, _say)
+    return 0
+
+
+def _add_restore_commands(commands: argparse._SubParsersAction) -> None:
+    debug = _debug_option(argparse.SUPPRESS)
+    time = {"metavar": "T", "help": "as of T: 2026-11-22T03:00:00Z, 3D (ago), epoch seconds"}
+    listing = commands.add_parser("list", parents=[debug], help="the files in a host's backup")
+    listing.add_argument("host", metavar="HOST")
+    listing.add_argument("--time", **time)
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    listing.set_defaults(handler=_list_command)
+
+    back = commands.add_parser(
+        "restore",
+        parents=[debug],
+        help="restore a host's files here or onto the host; never overwrites",
+        description="--to DIR: into DIR (missing or empty) on this server, P below it; "
+        "--to-host: in place on the host (P must not exist), or into its --to DIR.",
+    )
+    back.add_argument("host", metavar="HOST")
+    back.add_argument("--path", metavar="P", help="an absolute path as on the host (default: all)")
+    back.add_argument("--time", **time)
+    back.add_argument("--to", metavar="DIR")
+    back.add_argument("--to-host", action="store_true")
+    back.set_defaults(handler=_restore_command)
+
+    check = commands.add_parser(
+        "verify", parents=[debug], help="on the host: check its backup (and compare its files)"
+    )
+    check.add_argument("host", metavar="HOST")
+    check.add_argument("--compare-data", action="store_true", help="compare with the files")
+    check.add_argument("--time", **time)
+    check.set_defaults(handler=_verify_command)
+
+    trim = commands.add_parser(
+        "prune", parents=[debug], help="apply keep_full and remove_older_than, clean up"
+    )
+    trim.add_argument("hosts", nargs="*", metavar="HOST", help="default: every host")
+    trim.set_defaults(handler=_prune_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

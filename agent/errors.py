@@ -100,3 +100,25 @@ class HostNotReady(DupstackError):
     """A tenant host lacks what backups need (duplicity >= 3)."""
 
     exit_code = 11
+
+
+class HostBusy(DupstackError):
+    """Another dupctl run holds the host's lock (a backup, or prune, is running)."""
+
+    exit_code = 12
+
+
+class NotInBackup(DupstackError):
+    """A host has no backup yet, or the path asked for is not in it at that time."""
+
+
+class BackupDamaged(DupstackError):
+    """A backup file on the volume no longer matches its manifest (changed or corrupted)."""
+
+
+class BackupDiffers(DupstackError):
+    """verify found differences between a backup and the host's files."""
+
+
+class TargetNotEmpty(UsageError):
+    """A restore target exists (and is not an empty folder): restore never overwrites."""

@@ -1,19 +1,22 @@
 """The backup server's user-data (cloud-config), as embedded in the Heat templates.
 
 The templates must be self-contained, so the dupctl agent travels inside the user-data: a
-source archive of agent/ with its own minimal pyproject, xz'd and base64'd into a
+source archive of agent/ with its own minimal pyproject, bzip2'd and base64'd into a
 write_files entry. Nova's 64 KiB limit is tight, so the archived sources are compacted: an
-AST round trip drops comments and docstrings (nothing in the agent reads them at run time). The archive is deterministic (sorted entries, fixed owners, modes
-and mtimes; xz has no timestamps): the same sources always render the same templates.
+AST round trip drops comments and docstrings (nothing in the agent reads them at run time),
+and the cloud-config loses its comment lines. The archive is deterministic (sorted entries,
+fixed owners, modes and mtimes; bzip2 has no timestamps): the same sources always render the
+same templates.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
+import bz2
 import io
 import json
-import lzma
+import re
 import tarfile
 import tomllib
 from pathlib import Path
@@ -98,7 +101,8 @@ def _agent_files() -> list[tuple[str, bytes]]:
 
 
 def agent_archive() -> bytes:
-    """The agent as a deterministic .tar.xz source archive that pip installs."""
+    """The agent as a deterministic .tar.bz2 source archive (pip installs it; bz2 packs this
+    text tighter than xz or gzip)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, content in _agent_files():
@@ -107,12 +111,36 @@ def agent_archive() -> bytes:
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(content))
-    return lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME)
+    return bz2.compress(buffer.getvalue(), compresslevel=9)
+
+
+BLOCK_SCALAR = re.compile(r":\s*[|>][0-9+-]*\s*$")
+
+
+def strip_comments(cloud_config: str) -> str:
+    """The cloud-config without its comment lines (they explain the source, not the server).
+
+    Lines inside block scalars (`content: |`) are file content, `#!/bin/sh` included: kept."""
+    lines = cloud_config.splitlines(keepends=True)
+    kept = [lines[0]]  # #cloud-config
+    block_indent = None  # indentation of the key that opened the current block scalar
+    for line in lines[1:]:
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None and (not line.strip() or indent > block_indent):
+            kept.append(line)
+            continue
+        block_indent = None
+        if line.lstrip().startswith("#"):
+            continue
+        if BLOCK_SCALAR.search(line):
+            block_indent = indent if not line.lstrip().startswith("- ") else indent + 2
+        kept.append(line)
+    return "".join(kept)
 
 
 def render_user_data() -> str:
     """The cloud-config text with the agent embedded, Heat's str_replace tokens still in place."""
-    text = USER_DATA.read_text()
+    text = strip_comments(USER_DATA.read_text())
     if text.count(ARCHIVE_MARKER) != 1:
         raise ValueError(f"{USER_DATA}: {ARCHIVE_MARKER} must appear exactly once")
     return text.replace(ARCHIVE_MARKER, base64.b64encode(agent_archive()).decode())

@@ -67,6 +67,8 @@ def main() -> int:
             show([str(BIN / "stack-status"), STACK], env)
             banner("the backup server boots from the template's own user-data")
             show([sys.executable, str(ROOT / "scripts" / "demo_server.py")], env)
+            banner("the backup server backs up two tenant hosts and restores an earlier version")
+            show([sys.executable, str(ROOT / "scripts" / "demo_backups.py")], env)
             volume = json.loads(
                 subprocess.run(
                     [str(BIN / "stack-status"), STACK, "--json"],

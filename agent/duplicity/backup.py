@@ -19,12 +19,14 @@ def backup_command(
     full: bool = False,
     full_if_older_than: str | None = None,
     volsize: int | None = None,
+    retry_delay: int | None = None,
     statistics: bool = True,
     verbosity: str | None = None,
     local_path: str = DUPLICITY,
 ) -> tuple[str, ...]:
     """`duplicity full` when `full`, else `duplicity backup`: incremental, or full when the
-    repository has none yet or its last full is older than `full_if_older_than` (7D...)."""
+    repository has none yet or its last full is older than `full_if_older_than` (7D...).
+    `retry_delay`: seconds between duplicity's 5 attempts of a failed transfer (default 30)."""
     if full and full_if_older_than is not None:
         raise ValueError("full_if_older_than only applies to an automatic backup")
     return (
@@ -33,6 +35,7 @@ def backup_command(
         *repository_flags(repository),
         *(("--full-if-older-than", full_if_older_than) if full_if_older_than else ()),
         *(("--volsize", str(volsize)) if volsize is not None else ()),
+        *(("--backend-retry-delay", str(retry_delay)) if retry_delay is not None else ()),
         *(() if statistics else ("--no-print-statistics",)),
         *verbosity_flags(verbosity),
         *selection_flags(selection),

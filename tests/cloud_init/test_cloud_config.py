@@ -118,7 +118,9 @@ def test_stack_env_tells_dupctl_the_volume_and_the_mode(tmp_path: Path) -> None:
 
 
 def _embedded_archive() -> bytes:
-    entry = write_file(cloud_config(render_user_data()), "/opt/dupstack/dist/dupstack-agent.tar.xz")
+    entry = write_file(
+        cloud_config(render_user_data()), "/opt/dupstack/dist/dupstack-agent.tar.bz2"
+    )
     assert entry["encoding"] == "b64"
     return base64.b64decode(entry["content"])
 

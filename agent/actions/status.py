@@ -1,0 +1,64 @@
+"""`dupctl status`: each host's last run and its sets, read on this server (hosts may be down)."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.actions.host_sets import open_sets
+from agent.config.load import load_inventory
+from agent.duplicity.status import collection_status_command, parse_collection_status
+from agent.errors import DupstackError
+from agent.paths import ServerPaths
+from agent.repository import backups_dir
+from agent.runlog import read_status, stamp
+
+# duplicity's interval units (dup_time.intstringtoseconds): a month is 30 days, a year 365.
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400,
+                "Y": 365 * 86400}  # fmt: skip
+
+
+def interval(text: str) -> timedelta:
+    """`7D`, `12h`, `1W2D` as a duration, as duplicity reads --full-if-older-than."""
+    pairs = re.findall(r"(\d+)([smhDWMY])", text)
+    return timedelta(seconds=sum(int(count) * UNIT_SECONDS[unit] for count, unit in pairs))
+
+
+def hosts_status(paths: ServerPaths, names: list[str]) -> list[dict[str, Any]]:
+    """One entry per host (all when `names` is empty); a host that cannot be read has `error`."""
+    inventory = load_inventory(paths)
+    for name in names:
+        inventory.host(name)  # an unknown name is an error before any work
+    return [host_status(paths, name) for name in dict.fromkeys(names) or sorted(inventory.hosts)]
+
+
+def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
+    """The last run (state_dir/status) and the sets on the volume (collection-status)."""
+    entry: dict[str, Any] = {"host": name, "last_run": read_status(paths, name)}
+    try:
+        sets = open_sets(paths, name, need_backup=False)
+        output = sets.run_here(collection_status_command(sets.here))
+    except DupstackError as error:
+        return {**entry, "error": error.message.splitlines()[0]}
+    collection = parse_collection_status(output)
+    primary = [chain for chain in collection.chains if chain.primary]
+    last_full = collection.last_full
+    due = interval(sets.host.full_if_older_than)
+    return {
+        **entry,
+        "chains": len(collection.chains),
+        "sets": sum(len(chain.sets) for chain in collection.chains),
+        "chain_length": len(primary[0].sets) if primary else 0,
+        "incomplete_sets": collection.incomplete_sets,
+        "size": sum(f.stat().st_size for f in os.scandir(backups_dir(paths, sets.host))),
+        "last_backup": _when(collection.last_backup),
+        "last_full": _when(last_full),
+        "next_full": _when(last_full + due if last_full else None),
+        "error": None,
+    }
+
+
+def _when(moment: datetime | None) -> str | None:
+    return stamp(moment) if moment else None

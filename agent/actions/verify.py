@@ -1,0 +1,42 @@
+"""`dupctl verify HOST`: on the host, check its latest backup (and with compare_data, compare
+it with the host's files); duplicity fetches the sets from its chroot over SFTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent import remote
+from agent.actions.host_sets import ANY_EXIT, check, open_sets, stable_output
+from agent.duplicity.verify import verify_command
+from agent.errors import BackupDiffers
+from agent.paths import ServerPaths
+
+DIFFERENCE = "Difference found: "
+
+
+def verify(
+    paths: ServerPaths,
+    ssh: remote.Ssh,
+    name: str,
+    *,
+    compare_data: bool,
+    time: str | None,
+    say: Callable[[str], None],
+) -> None:
+    """`say` each difference and duplicity's summary; BackupDiffers if there are any,
+    BackupDamaged if a file of the backup does not match its manifest."""
+    sets = open_sets(paths, name)
+    argv = verify_command(sets.on_host, sets.selection, compare_data=compare_data, time=time)
+    with remote.session(ssh, sets.host) as host:
+        done = host.run(stable_output(argv), secret=sets.passphrase, ok_codes=ANY_EXIT)
+    lines = done.stdout.splitlines()
+    differences = [line.removeprefix(DIFFERENCE) for line in lines if line.startswith(DIFFERENCE)]
+    for line in differences:
+        say(f"  {line}")
+    if done.exit_code == 1 and differences:
+        raise BackupDiffers(
+            f"{name}: {len(differences)} difference(s) between its backup and its files",
+            hint="expected for files changed since the backup; otherwise restore them",
+        )
+    check(name, done.exit_code, done.stdout + done.stderr)
+    say(next((line for line in lines if line.startswith("Verify complete")), "verified"))

@@ -1,0 +1,44 @@
+"""One lock per host (`state_dir/locks/HOST.lock`): a flock, and the pid of its holder.
+
+The kernel drops a flock when its holder dies, even by `kill -9`: a free lock whose file
+still names a pid is what a killed run left behind, and is taken over with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+from agent.errors import HostBusy
+from agent.paths import ServerPaths
+
+
+@contextlib.contextmanager
+def host_lock(paths: ServerPaths, host: str) -> Iterator[str | None]:
+    """Hold `host`'s lock; yields a note when a killed run's lock was cleared.
+
+    HostBusy (naming the holder's pid) if another run holds it."""
+    directory = paths.state_dir / "locks"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(directory / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read().strip() or "unknown"
+            raise HostBusy(
+                f"{host}: another dupctl run (pid {holder}) holds {lock.name}",
+                hint="wait for it to finish (see `dupctl status`), then rerun",
+            ) from None
+        stale = lock.read().strip()
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        try:
+            yield f"stale lock of pid {stale} (no longer running) cleared" if stale else None
+        finally:
+            lock.seek(0)
+            lock.truncate()

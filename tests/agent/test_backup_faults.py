@@ -1,0 +1,180 @@
+"""`dupctl backup` when things go wrong: each fault is one clear line naming the host and what
+to do, the other hosts go on, and nothing already backed up is lost.
+
+One fleet for the module: the backup server `bs` (after `dupctl init`); each test adds the
+tenants it breaks, so each reads as a stand-alone story.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.agent.backup_fleet import (
+    dupctl,
+    restore,
+    snapshot,
+    status,
+    tenant,
+    write_files,
+)
+from tests.support.backup_fleet import backup_server
+from tests.support.fleet import Fleet, Host
+
+pytestmark = pytest.mark.root
+BACKUPS = "/mnt/vdb/hosts/dup-{}/backups"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    with Fleet() as fleet:
+        backup_server(fleet)
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def bs(fleet: Fleet) -> Host:
+    return fleet.hosts["bs"]
+
+
+def backup(bs: Host, *args: str) -> subprocess.CompletedProcess[str]:
+    return dupctl(bs, "backup", "--retry-delay", "1", "--timeout", "2", *args)
+
+
+def backed_up(bs: Host, *names: str) -> None:
+    done = backup(bs, *names)
+    assert done.returncode == 0, done.stderr
+
+
+def set_times(bs: Host, name: str) -> list[str]:
+    """The time of each set, from its manifest's name (duplicity-full.T.manifest.gpg, ...)."""
+    names = os.listdir(bs.path(BACKUPS.format(name)))
+    return sorted(re.findall(r"(\d{8}T\d{6}Z)\.manifest", " ".join(names)))
+
+
+def test_a_host_that_is_down_fails_alone(fleet: Fleet, bs: Host) -> None:
+    tenant(fleet, "up")
+    down = tenant(fleet, "down")
+    down.stop()
+    done = backup(bs, "up", "down")
+    assert done.returncode == 8
+    assert re.search(r"up +ok +full", done.stdout)
+    assert re.search(r"down +failed +- .*unreachable", done.stdout)
+    assert "dupctl: error: host down (10.77.0." in done.stderr
+    assert "dupctl: hint: check that down is running" in done.stderr
+    assert status(bs, "down")["last_run"]["result"] == "failed"
+    assert status(bs, "up")["last_run"]["result"] == "ok"
+
+
+def test_a_changed_host_key_is_refused_before_any_backup(fleet: Fleet, bs: Host) -> None:
+    rekeyed = tenant(fleet, "rekeyed")
+    backed_up(bs, "rekeyed")
+    before = os.listdir(bs.path(BACKUPS.format("rekeyed")))
+    rekeyed.start_sshd()  # a new host key: a rebuilt host, or someone in between
+    done = backup(bs, "rekeyed")
+    assert done.returncode == 9
+    assert "rekeyed (10.77.0." in done.stderr and "is pinned: refusing to connect" in done.stderr
+    assert "--host-key FILE" in done.stderr
+    assert os.listdir(bs.path(BACKUPS.format("rekeyed"))) == before
+
+
+def test_a_full_volume_fails_clearly_and_the_next_run_succeeds(fleet: Fleet, bs: Host) -> None:
+    big = tenant(fleet, "big")
+    backed_up(bs, "big")
+    first = snapshot(big)
+    big.run(["sh", "-c", "head -c 3000000 /dev/urandom > /home/app/random.bin"])
+    free = os.statvfs(bs.path("/mnt/vdb"))
+    filler = bs.path("/mnt/vdb/filler")
+    bs.run(["fallocate", "-l", str(free.f_bavail * free.f_frsize - 1_000_000), str(filler)])
+    try:
+        full = backup(bs, "big")
+    finally:
+        filler.unlink()
+    assert full.returncode == 7
+    assert re.search(r"big: the backup volume /mnt/vdb is full \(\d+ bytes free\)", full.stderr)
+    assert "free space (dupctl prune) or grow the volume" in full.stderr
+    assert status(bs, "big")["last_run"]["result"] == "failed"
+    again = backup(bs, "big")
+    assert again.returncode == 0, again.stderr
+    assert "big: cleaning up" in again.stdout
+    assert restore(bs, "big", "/root/big-1", time=set_times(bs, "big")[0]) == first
+    assert restore(bs, "big", "/root/big-2") == snapshot(big)
+
+
+def test_a_lost_cache_on_the_host_does_not_stop_incrementals(fleet: Fleet, bs: Host) -> None:
+    forgetful = tenant(fleet, "forgetful")
+    backed_up(bs, "forgetful")
+    forgetful.run(["rm", "-rf", "/var/cache/dupstack"])
+    write_files(forgetful, 2, "after the cache was lost")
+    done = backup(bs, "forgetful")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"forgetful +ok +incremental", done.stdout)
+    assert (status(bs, "forgetful")["chains"], status(bs, "forgetful")["sets"]) == (1, 2)
+    assert restore(bs, "forgetful", "/root/forgetful") == snapshot(forgetful)
+
+
+def test_a_replaced_stack_secret_is_a_clear_error(fleet: Fleet, bs: Host) -> None:
+    tenant(fleet, "secretive")
+    backed_up(bs, "secretive")
+    secret = bs.path("/etc/duplicity/passphrase")
+    original = secret.read_bytes()
+    secret.write_bytes(b"not the secret the sets were made with\n")
+    try:
+        done = backup(bs, "secretive")
+    finally:
+        secret.write_bytes(original)
+    assert done.returncode == 6, done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("dupctl: error:")]
+    assert len(error) == 1 and "secretive" in error[0], done.stderr
+    assert "/etc/duplicity/passphrase" in done.stderr
+    assert len(set_times(bs, "secretive")) == 1
+    backed_up(bs, "secretive")
+
+
+def test_a_killed_run_is_cleaned_up_by_the_next(fleet: Fleet, bs: Host) -> None:
+    victim = tenant(fleet, "victim")
+    backed_up(bs, "victim")
+    first = snapshot(victim)
+    victim.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
+    bs.run(
+        [
+            "sed",
+            "-i",
+            "s/^    address: 10.77.0.*$/&\\n    volsize: 1/",
+            "/etc/duplicity/dupstack.yaml",
+        ]
+    )
+    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "victim"]))
+    backups = bs.path(BACKUPS.format("victim"))
+    deadline = time.monotonic() + 30
+    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 2:  # two volumes uploaded
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    killed = []
+    for cmdline in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{cmdline}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"dupctl\0backup\0victim" in argv or b"dupstack-victim" in argv:
+            os.kill(int(cmdline), signal.SIGKILL)
+            killed.append(argv)
+    run.wait()
+    assert len(killed) >= 2  # dupctl and duplicity on the host
+    assert bs.path("/var/lib/dupstack/locks/victim.lock").read_text().strip() == str(run.pid)
+    again = backup(bs, "victim")
+    assert again.returncode == 0, again.stderr
+    assert f"victim: stale lock of pid {run.pid} (no longer running) cleared" in again.stdout
+    assert "victim: cleaning up" in again.stdout
+    assert all(
+        f.stat().st_uid == 0 and f.stat().st_mode & 0o777 == 0o440 for f in backups.iterdir()
+    )
+    assert (status(bs, "victim")["sets"], status(bs, "victim")["incomplete_sets"]) == (2, 0)
+    assert restore(bs, "victim", "/root/victim-1", time=set_times(bs, "victim")[0]) == first
+    assert restore(bs, "victim", "/root/victim-2") == snapshot(victim)

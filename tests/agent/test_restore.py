@@ -1,0 +1,228 @@
+"""`dupctl list|restore|verify|prune` against real backups of real tenant hosts.
+
+One fleet for the module: the backup server `bs` (after `dupctl init`) and two tenants added
+with `dupctl host add`. web1 gets a full backup of /opt/app, then one file changes and an
+incremental follows; web2 is kept for prune. Tests run in file order; the story is:
+list, restore here (an old version, then everything), restore onto the host, verify, and a
+damaged volume file last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.backup_fleet import (
+    AWKWARD,
+    BACKUPS,
+    backup_server,
+    dupctl,
+    ok,
+    set_host_options,
+    tenant,
+    tree,
+    write_tree,
+)
+from tests.support.fleet import Fleet, Host
+
+pytestmark = pytest.mark.root
+APP = "/opt/app"
+
+
+@dataclass(frozen=True)
+class Backups:
+    """web1's two backups: the tree at the full, the time after it, the tree at the incremental."""
+
+    full: dict
+    full_time: str  # e.g. 2026-11-22T03:00:00Z: after the full, before the incremental
+    latest: dict
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    with Fleet() as fleet:
+        bs = backup_server(fleet)
+        tenant(fleet, bs, "web1", APP)
+        tenant(fleet, bs, "web2", APP)
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def bs(fleet: Fleet) -> Host:
+    return fleet.hosts["bs"]
+
+
+@pytest.fixture(scope="module")
+def web1(fleet: Fleet) -> Host:
+    return fleet.hosts["web1"]
+
+
+@pytest.fixture(scope="module")
+def backups(bs: Host, web1: Host) -> Backups:
+    app = web1.path(APP)
+    write_tree(app)
+    full = tree(app)
+    ok(dupctl(bs, "backup", "web1"))
+    full_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.1)  # duplicity's set times have whole seconds
+    (app / "config.txt").write_bytes(b"version 2\n")
+    (app / "config.txt").chmod(0o600)
+    ok(dupctl(bs, "backup", "web1"))
+    return Backups(full, full_time, tree(app))
+
+
+def test_list_shows_the_files_of_a_backup_at_a_time(bs: Host, backups: Backups) -> None:
+    old = ok(dupctl(bs, "list", "web1", "--time", backups.full_time)).splitlines()
+    for name in ("config.txt", AWKWARD, "empty"):
+        mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(backups.full[name][2]))
+        assert f"{mtime}  {APP}/{name}" in old  # as it was at the full
+    latest = json.loads(ok(dupctl(bs, "list", "web1", "--json")))
+    paths = [entry["path"] for entry in latest]
+    assert paths[:3] == ["/", "/opt", APP]
+    assert {f"{APP}/{name}" for name in backups.latest if name != "."} <= set(paths)
+    config = next(entry for entry in latest if entry["path"] == f"{APP}/config.txt")
+    assert config["mtime"] > "2025"  # changed since
+
+
+def test_restore_one_path_as_of_an_earlier_backup(bs: Host, backups: Backups) -> None:
+    done = dupctl(bs, "restore", "web1", "--path", f"{APP}/config.txt", "--time",
+                  backups.full_time, "--to", "/tmp/old")  # fmt: skip
+    assert ok(done) == (
+        f"restored {APP}/config.txt of web1 (as of {backups.full_time}) "
+        f"to /tmp/old{APP}/config.txt on this server\n"
+    )
+    restored = bs.path(f"/tmp/old{APP}/config.txt")
+    assert restored.read_bytes() == b"version 1\n"
+    assert tree(restored) == {".": backups.full["config.txt"]}
+
+
+def test_restore_everything_byte_for_byte(bs: Host, backups: Backups) -> None:
+    ok(dupctl(bs, "restore", "web1", "--to", "/tmp/all"))
+    assert tree(bs.path(f"/tmp/all{APP}")) == backups.latest
+
+
+def test_restore_refuses_what_it_cannot_do(bs: Host, backups: Backups) -> None:
+    bs.run(["sh", "-c", "mkdir /tmp/full && touch /tmp/full/x"])
+    cases = {
+        ("list", "nope"): (2, "no host 'nope' in /etc/duplicity/dupstack.yaml"),
+        ("restore", "web1", "--path", f"{APP}/missing", "--to", "/tmp/m"): (
+            1, "that path is not in web1's backup at that time"),
+        ("restore", "web1", "--to", "/tmp/full"): (
+            2, "/tmp/full exists and is not empty on this server: restore never overwrites"),
+        ("restore", "web1", "--path", "opt/app", "--to", "/tmp/r"): (
+            2, "--path must be absolute, as on the host: 'opt/app'"),
+        ("list", "web1", "--time", "last tuesday"): (2, 'Bad time string'),
+        ("restore", "web1"): (2, "say where to restore: --to DIR"),
+        ("restore", "web1", "--to-host"): (2, "restoring everything in place is refused"),
+    }  # fmt: skip
+    for argv, (code, message) in cases.items():
+        done = dupctl(bs, *argv)
+        assert (done.returncode, done.stdout) == (code, ""), (argv, done.stderr)
+        assert message in done.stderr, (argv, done.stderr)
+
+
+def test_a_wrong_stack_secret_is_named(bs: Host, backups: Backups) -> None:
+    secret = bs.path("/etc/duplicity/passphrase")
+    kept = secret.read_bytes()
+    secret.write_bytes(b"not the secret\n")
+    try:
+        done = dupctl(bs, "restore", "web1", "--to", "/tmp/wrong")
+    finally:
+        secret.write_bytes(kept)
+    assert done.returncode == 6, done.stderr
+    assert "dupctl: error: the passphrase does not decrypt web1's backups" in done.stderr
+    assert "`dupctl init` restores it from this volume's escrow" in done.stderr
+
+
+def test_restore_onto_the_host_brings_back_a_deleted_file(
+    bs: Host, web1: Host, backups: Backups
+) -> None:
+    lost = web1.path(f"{APP}/{AWKWARD}")
+    lost.unlink()
+    done = ok(dupctl(bs, "restore", "web1", "--path", f"{APP}/{AWKWARD}", "--to-host"))
+    assert done.startswith(f"restored {APP}/{AWKWARD} of web1 (latest) to ")
+    assert tree(lost) == {".": backups.latest[AWKWARD]}
+    # It is there now: restoring again is refused, and the hint says how to restore beside it.
+    again = dupctl(bs, "restore", "web1", "--path", f"{APP}/{AWKWARD}", "--to-host")
+    assert again.returncode == 2
+    assert f"{APP}/{AWKWARD} exists on web1: restore never overwrites" in again.stderr
+    assert "--to-host --to DIR" in again.stderr
+    ok(dupctl(bs, "restore", "web1", "--path", f"{APP}/sub dir", "--to-host", "--to", "/root/r"))
+    assert tree(web1.path(f"/root/r{APP}/sub dir")) == {
+        name.removeprefix("sub dir/") if name != "sub dir" else ".": record
+        for name, record in backups.latest.items()
+        if name.startswith("sub dir")
+    }
+
+
+def test_verify_compares_the_backup_with_the_hosts_files(
+    bs: Host, web1: Host, backups: Backups
+) -> None:
+    mtime = backups.latest["."][2]  # as backed up (the restore onto web1 changed it)
+    # Every file of the backup is compared: those in /opt/app, and / and /opt.
+    os.utime(web1.path(APP), (mtime, mtime))
+    assert ok(dupctl(bs, "verify", "web1", "--compare-data")).splitlines()[-1] == (
+        f"Verify complete: {len(backups.latest) + 2} file(s) compared, 0 difference(s) found."
+    )
+    (web1.path(f"{APP}/config.txt")).write_bytes(b"version 3\n")
+    done = dupctl(bs, "verify", "web1", "--compare-data")
+    assert done.returncode == 1
+    assert "  File opt/app/config.txt has mtime " in done.stdout
+    assert "web1: 1 difference(s) between its backup and its files" in done.stderr
+    # Without --compare-data, only the archives are checked.
+    assert ok(dupctl(bs, "verify", "web1")).endswith("0 difference(s) found.\n")
+
+
+def test_verify_catches_a_damaged_volume_file(bs: Host, backups: Backups) -> None:
+    volume = next(bs.path(BACKUPS.format("web1")).glob("duplicity-full.*.vol1.difftar.gpg"))
+    kept = volume.read_bytes()
+    damaged = bytearray(kept)
+    damaged[len(kept) // 2 : len(kept) // 2 + 8] = bytes(8)
+    volume.write_bytes(damaged)
+    try:
+        done = dupctl(bs, "verify", "web1")
+    finally:
+        volume.write_bytes(kept)
+    assert done.returncode == 1
+    assert (
+        f"dupctl: error: web1's backup is damaged: {volume.name} does not match its manifest"
+        in done.stderr
+    )
+
+
+def full_backups(bs: Host, name: str) -> list[str]:
+    folder = bs.path(BACKUPS.format(name))
+    return sorted(f.name.split(".")[1] for f in folder.glob("duplicity-full.*.manifest.gpg"))
+
+
+def test_prune_keeps_the_newest_full_chains(fleet: Fleet, bs: Host) -> None:
+    write_tree(fleet.hosts["web2"].path(APP))
+    set_host_options(bs, "web2", keep_full=2)
+    done = dupctl(bs, "list", "web2")
+    assert done.returncode == 1
+    assert "web2 has no backup yet" in done.stderr
+    assert ok(dupctl(bs, "prune", "web2")) == "prune web2: no backups yet\n"
+    for args in ((), (), ("--full",), ("--full",)):  # a chain of 2 sets, then 2 fulls
+        ok(dupctl(bs, "backup", "web2", *args))
+    first, second, third = full_backups(bs, "web2")
+    pruned = ok(dupctl(bs, "prune", "web2"))
+    assert pruned.startswith(f"prune web2: removed 6 file(s) of 2 set(s): full {first}, ")
+    assert pruned.endswith("; 2 full backup(s) kept\n")
+    assert full_backups(bs, "web2") == [second, third]
+    # Another run holds web2's lock: prune waits for no one and deletes nothing.
+    lock = "/var/lib/dupstack/locks/web2.lock"
+    busy = bs.run(["flock", lock, "dupctl", "prune", "web2"], input="", check=False)
+    assert busy.returncode == 12, busy.stderr
+    # remove_older_than drops the older chain; the active one always stays.
+    set_host_options(bs, "web2", remove_older_than="1s")
+    time.sleep(1)
+    assert ok(dupctl(bs, "prune")) == (
+        "prune web1: removed 0 file(s); 1 full backup(s) kept\n"
+        f"prune web2: removed 3 file(s) of 1 set(s): full {second}; 1 full backup(s) kept\n"
+    )
+    assert full_backups(bs, "web2") == [third]

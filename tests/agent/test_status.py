@@ -1,0 +1,83 @@
+"""`dupctl status`: last run and sets of each host, read on the backup server alone.
+
+One fleet for the module: the backup server `bs` (after `dupctl init`) and tenants web1 (backed
+up once, then down) and web2 (never backed up).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from agent.actions.status import interval
+from tests.agent.backup_fleet import dupctl, tenant
+from tests.support.backup_fleet import backup_server
+from tests.support.fleet import Fleet, Host
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def bs() -> Iterator[Host]:
+    with Fleet() as fleet:
+        bs = backup_server(fleet)
+        tenant(fleet, "web1")
+        tenant(fleet, "web2")
+        inventory = bs.path("/etc/duplicity/dupstack.yaml")
+        inventory.write_text(
+            inventory.read_text().replace("hosts:", "defaults:\n  full_if_older_than: 1W2D\nhosts:")
+        )
+        assert dupctl(bs, "backup", "web1").returncode == 0
+        fleet.hosts["web1"].down()  # status never needs the host
+        yield bs
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("7D", 7 * 86400),
+        ("12h", 43200),
+        ("1W2D", 9 * 86400),
+        ("6M", 180 * 86400),
+        ("1Y", 365 * 86400),
+    ],
+)
+def test_intervals_are_read_as_duplicity_reads_them(text: str, seconds: int) -> None:
+    assert interval(text) == timedelta(seconds=seconds)
+
+
+def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
+    done = dupctl(bs, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    web1, web2 = json.loads(done.stdout)
+    assert web1["last_run"]["result"] == "ok" and web1["last_run"]["action"] == "full"
+    assert (web1["chains"], web1["sets"], web1["chain_length"]) == (1, 1, 1)
+    assert web1["size"] == sum(
+        f.stat().st_size for f in bs.path("/mnt/vdb/hosts/dup-web1/backups").iterdir()
+    )
+    last_full = datetime.fromisoformat(web1["last_full"])
+    assert datetime.fromisoformat(web1["next_full"]) - last_full == timedelta(days=9)
+    assert web1["last_backup"] == web1["last_full"] and web1["error"] is None
+    assert web2 == {
+        "host": "web2", "last_run": None, "chains": 0, "sets": 0, "chain_length": 0,
+        "incomplete_sets": 0, "size": 0, "last_backup": None, "last_full": None,
+        "next_full": None, "error": None,
+    }  # fmt: skip
+
+
+def test_status_is_a_table_by_default(bs: Host) -> None:
+    done = dupctl(bs, "status")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"web1 +\d{4}-\d\d-\d\d \d\d:\d\d +ok +1 +1 +1 +\d+ KiB", done.stdout)
+    assert re.search(r"web2 +never +- +0 +0 +0 +0 KiB +- +-", done.stdout)
+
+
+def test_status_of_one_host_and_of_an_unknown_one(bs: Host) -> None:
+    [web2] = json.loads(dupctl(bs, "status", "web2", "--json").stdout)
+    assert web2["host"] == "web2"
+    unknown = dupctl(bs, "status", "nope")
+    assert unknown.returncode == 2 and "no host 'nope'" in unknown.stderr
