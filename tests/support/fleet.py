@@ -33,9 +33,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+CHECKOUT = Path(__file__).resolve().parents[2]
+VENV_BIN = CHECKOUT / ".venv" / "bin"
 SUBNET = "10.77.0"
 OVERLAID = ("/etc", "/root", "/home", "/var", "/opt", "/usr/local")
+TMPFS = (("/run", "0755"), ("/tmp", "1777"), ("/mnt", "0755"))
+# Where the checkout waits while a tmpfs covers its place (a clone under /tmp, as CI may use).
+CHECKOUT_STAGE = "/usr/local/lib/dupstack-checkout"
 HOST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -167,8 +171,15 @@ class Host:
             work.mkdir()
             options = f"lowerdir={top},upperdir={upper},workdir={work}"
             commands.append(["mount", "-t", "overlay", "overlay", "-o", options, top])
-        for top, mode in (("/run", "0755"), ("/tmp", "1777"), ("/mnt", "0755")):
+        covered = any(CHECKOUT.is_relative_to(top) for top, _ in TMPFS)
+        if covered:  # keep the checkout (and its .venv) visible inside the host
+            commands.append(["mkdir", "-p", CHECKOUT_STAGE])
+            commands.append(["mount", "--bind", str(CHECKOUT), CHECKOUT_STAGE])
+        for top, mode in TMPFS:
             commands.append(["mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", top])
+        if covered:
+            commands.append(["mkdir", "-p", str(CHECKOUT)])
+            commands.append(["mount", "--move", CHECKOUT_STAGE, str(CHECKOUT)])
         if self.duplicity:
             link = ["ln", "-sfn", str(VENV_BIN / "duplicity"), "/usr/local/bin/duplicity"]
             commands.append(link)

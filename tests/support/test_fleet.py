@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import Fleet, Host
+from tests.support.fleet import CHECKOUT, Fleet, Host
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +152,14 @@ def test_a_killed_test_run_leaves_only_its_folder() -> None:
         assert left == [str(folder)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_hosts_see_the_checkout_and_its_tools_wherever_it_lives() -> None:
+    """The checkout stays visible in every host (a clone under /tmp is covered by its tmpfs)."""
+    with Fleet() as fleet:
+        bs = fleet.add_host("bs", volume=fleet.dir / "vdb.img")
+        web = fleet.add_host("web")
+        marker = f"{CHECKOUT}/pyproject.toml"
+        assert bs.run(["test", "-f", marker], check=False).returncode == 0
+        assert web.run(["duplicity", "--version"]).stdout.startswith("duplicity 3.")
+        assert bs.run(["dupctl", "--help"]).stdout.startswith("usage: dupctl")
