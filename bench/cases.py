@@ -7,6 +7,8 @@ then torn down. Only the Command returned by `run()` is timed.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -19,6 +21,7 @@ from typing import Any, ClassVar
 from bench.dataset import Dataset, Mutation, mutate
 from bench.measure import SECRET_FD, Command, run_checked
 from bench.sshd import LoopbackSshd
+from bench.tenants import DATA, BenchFleet, acquire, release
 
 # gpg as duplicity 3.2 calls it for symmetric encryption (gpg defaults otherwise: AES-128,
 # ZIP compression level 6), with the passphrase on an inherited fd, never in argv.
@@ -272,12 +275,187 @@ def _with_extra_roots(command: Command, roots: Sequence[int]) -> Command:
 
 
 # ==========================================================================================
-# dupctl cases go here (see bench/README.md, "Adding a case"), once `dupctl backup` exists:
-#   dupctl-backup-1   `dupctl backup H` for one host      (baseline: duplicity-sftp-full)
-#   dupctl-backup-N   N hosts in parallel                 (baseline: dupctl-backup-1)
-# Their tenant hosts' sshd PIDs go in Command.extra_roots so the tenant-side duplicity's
-# memory and CPU are counted too.
+# dupctl cases: a backup server and tenant hosts of the test fleet (bench/tenants.py), each
+# tenant with its own copy of the dataset at /home/bench. The server's and the tenants' sshd
+# listeners are the Command's extra_roots: their session processes (the SFTP sessions on the
+# server; on a tenant, the session running duplicity and gpg) are counted with the tree.
 # ==========================================================================================
+
+# Host names no test uses: dupctl looks for a running duplicity of a host's sets on the host
+# (`pgrep -f -- "--name dupstack-NAME"`), and every fleet on this machine shares one PID
+# namespace, so a test's web1 would make a bench web1 "busy", and the other way round.
+ONE = "bench-web1"
+N_HOSTS = (ONE, "bench-web2")
+INCREMENTAL = "bench-inc1"  # in a fleet of its own: its dataset copy is mutated
+SHARED_FLEET = "shared"  # duplicity-tenant-sftp-full, dupctl-backup-1, dupctl-backup-N
+
+
+class _FleetCase(Case):
+    """A case on fleet `fleet_key` (shared by the cases naming it), using tenants `hosts`."""
+
+    fleet_key: ClassVar[str] = SHARED_FLEET
+    hosts: ClassVar[tuple[str, ...]] = (ONE,)
+    bench: BenchFleet | None = None
+
+    def setup(self, ctx: Context) -> None:
+        self.bench = acquire(self.fleet_key, ctx.dataset)
+        for name in self.hosts:
+            self.bench.tenant(name)
+
+    def fleet(self) -> BenchFleet:
+        assert self.bench is not None, "setup() did not run"
+        return self.bench
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        """Size of the sets the run left on the server; raise unless each host got a full."""
+        total = 0
+        for name in self.hosts:
+            files = sorted(self.fleet().backups(name).iterdir())
+            if not any(f.name.startswith("duplicity-full.") for f in files):
+                raise RuntimeError(f"{name}: no full set made: {[f.name for f in files]}")
+            total += sum(f.stat().st_size for f in files)
+        return total
+
+    def teardown(self, ctx: Context) -> None:
+        if self.bench is not None:
+            ctx.notes["fleet"] = (
+                f"{self.bench.fleet.dir} (removed): bs + {', '.join(self.bench.tenants)}; "
+                f"volume {self.bench.volume_bytes // 2**20} MiB; hosts used: "
+                f"{', '.join(self.hosts)}"
+            )
+            self.bench = None
+            release(self.fleet_key)
+
+
+@register
+class DuplicityTenantFull(_FleetCase):
+    """The command `dupctl backup bench-web1 --full` runs on the tenant, run there directly.
+
+    Same host, account, chroot, keys, pins, argv, environment and passphrase-on-stdin as
+    dupctl's run, started with nsenter instead of over SSH: dupctl-backup-1 / this is what
+    dupctl adds (its start-up, the SSH session, locking, sealing, status and log).
+    """
+
+    name = "duplicity-tenant-sftp-full"
+    title = "duplicity full on a tenant, sftp:// into its chroot (dupctl's argv)"
+    baseline = "duplicity-sftp-full"
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        bench = self.fleet()
+        bench.reset(ONE)
+        argv = bench.on_tenant(ONE, bench.tenant_argv(ONE, full=True), SECRET_FD)
+        return Command(
+            argv,
+            secret=bench.passphrase(ONE).encode() + b"\n",
+            extra_roots=bench.roots([ONE]),
+        )
+
+
+@register
+class DupctlBackupOne(_FleetCase):
+    """`dupctl backup bench-web1 --full` on the server: duplicity on the host over SSH."""
+
+    name = "dupctl-backup-1"
+    title = "dupctl backup --full, one host"
+    baseline = "duplicity-tenant-sftp-full"
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        bench = self.fleet()
+        bench.reset(ONE)
+        return Command(
+            bench.on_server(["dupctl", "backup", ONE, "--full"]),
+            extra_roots=bench.roots([ONE]),
+        )
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        size = super().output_bytes(ctx, repeat)
+        bench = self.fleet()
+        expected = shlex.join(bench.tenant_argv(ONE, full=True))
+        if (ran := bench.last_remote_argv(ONE)) != expected:  # else the baseline is another
+            raise RuntimeError(f"dupctl ran {ran!r} on {ONE}, not {expected!r}")
+        return size
+
+
+@register
+class DupctlIncrementalOne(_FleetCase):
+    """`dupctl backup bench-inc1` after `mutate()`: an incremental onto one full.
+
+    Its own fleet (bs + bench-inc1). Set-up makes the full with dupctl (unmeasured), keeps its
+    sets (as hard links, on the volume outside the chroot) and the host's cache, then mutates
+    the host's copy. Every repeat starts from those sets and that cache: the same incremental
+    each time; only the new files are counted as output.
+    """
+
+    name = "dupctl-incremental-1"
+    title = "dupctl backup (incremental after mutate), one host"
+    baseline = "dupctl-backup-1"
+    fleet_key = "incremental"
+    hosts = (INCREMENTAL,)
+    base = "/mnt/vdb/bench-base"
+    before: set[str]
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        bench = self.fleet()
+        started = time.time()
+        bench.dupctl("backup", INCREMENTAL, "--full")
+        base = bench.bs.path(self.base)
+        base.mkdir()
+        for file in bench.backups(INCREMENTAL).iterdir():  # sealed: root:dup-NAME 0440
+            file.rename(base / file.name)
+        shutil.copytree(bench.cache(INCREMENTAL), ctx.workdir / "cache", symlinks=True)
+        mutation = mutate(bench.tenants[INCREMENTAL].path(DATA), seed=1)
+        ctx.notes.setdefault(
+            "mutation",
+            {
+                "files": len(mutation.paths),
+                "small_files": len(mutation.small_rewritten),
+                "changed_bytes": mutation.changed_bytes,
+            },
+        )
+        os.sync()
+        # duplicity names sets by whole seconds: the incremental must start in a later one.
+        time.sleep(max(0.0, int(started) + 2 - time.time()))
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        bench = self.fleet()
+        bench.reset(INCREMENTAL)
+        backups = bench.backups(INCREMENTAL)
+        for file in bench.bs.path(self.base).iterdir():
+            os.link(file, backups / file.name)
+        shutil.copytree(ctx.workdir / "cache", bench.cache(INCREMENTAL), symlinks=True)
+        os.sync()
+        self.before = {p.name for p in backups.iterdir()}
+        return Command(
+            bench.on_server(["dupctl", "backup", INCREMENTAL]),
+            extra_roots=bench.roots([INCREMENTAL]),
+        )
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        new = [p for p in self.fleet().backups(INCREMENTAL).iterdir() if p.name not in self.before]
+        if not any(p.name.startswith("duplicity-inc.") for p in new) or any(
+            p.name.startswith("duplicity-full") for p in new
+        ):
+            raise RuntimeError(f"not an incremental: {sorted(p.name for p in new)}")
+        return sum(p.stat().st_size for p in new)
+
+
+@register
+class DupctlBackupN(_FleetCase):
+    """`dupctl backup --all --jobs 2 --full` of two tenants, each with its own dataset copy."""
+
+    name = "dupctl-backup-N"
+    title = f"dupctl backup --all --jobs {len(N_HOSTS)} --full, {len(N_HOSTS)} hosts"
+    baseline = "dupctl-backup-1"
+    hosts = N_HOSTS
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        bench = self.fleet()
+        if sorted(bench.tenants) != sorted(self.hosts):  # --all must mean these hosts
+            raise RuntimeError(f"fleet has {sorted(bench.tenants)}, not {list(self.hosts)}")
+        bench.reset(*self.hosts)
+        argv = ["dupctl", "backup", "--all", "--jobs", str(len(self.hosts)), "--full"]
+        return Command(bench.on_server(argv), extra_roots=bench.roots(self.hosts))
 
 
 def selected(names: Sequence[str] | None) -> list[type[Case]]:

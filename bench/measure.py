@@ -13,7 +13,10 @@
   between samples can be missed. PSS splits shared pages, so the sum does not double count.
 - `extra_roots`: PIDs of servers a case started (e.g. sshd). Their descendants are sampled for
   memory, and the CPU their reaped children used during the run is added (from the root's
-  cutime/cstime) and reported separately as `server_cpu_s`.
+  cutime/cstime) and reported separately as `server_cpu_s`. They are not the command's
+  children, so `ru_maxrss` misses them: their peak RSS (`VmHWM`, kernel-tracked per process)
+  is read at each sample, and the largest process figure is the larger of the two (a process
+  that lives less than one interval, or grows after its last sample, can be missed).
 """
 
 from __future__ import annotations
@@ -117,6 +120,18 @@ def _memory_kb(pid: int) -> int:
         return 0
 
 
+def _hwm_kb(pid: int) -> int:
+    """Peak RSS (`VmHWM`) of `pid` in KiB so far; 0 if it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _cpu_ticks(pid: int, *, children: bool) -> int:
     """utime+stime of `pid` (with children=True: cutime+cstime of its reaped children)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
@@ -136,12 +151,16 @@ class _TreeSampler(threading.Thread):
         self._interval = interval
         self._stop_event = threading.Event()
         self.peak_kb = 0
+        self.extra_hwm_kb = 0  # the largest VmHWM seen among the extra roots' descendants
         self.samples = 0
 
     def run(self) -> None:
         while True:
-            tree = [self._root, *_descendants((self._root, *self._extra), _ppid_map())]
-            self.peak_kb = max(self.peak_kb, sum(_memory_kb(pid) for pid in tree))
+            children = _ppid_map()
+            extra = _descendants(self._extra, children)
+            tree = [self._root, *_descendants((self._root,), children), *extra]
+            self.peak_kb = max(self.peak_kb, sum(_memory_kb(pid) for pid in set(tree)))
+            self.extra_hwm_kb = max(self.extra_hwm_kb, *map(_hwm_kb, extra), 0)
             self.samples += 1
             if self._stop_event.wait(self._interval):
                 return
@@ -228,10 +247,16 @@ def measure(command: Command, log: Path, *, interval: float = 0.05) -> Sample:
         user_s=usage.ru_utime,
         sys_s=usage.ru_stime,
         server_cpu_s=(server_after - server_before) / _TICK,
-        max_rss_kb=_read_maxrss(rss_file),
+        max_rss_kb=_largest(_read_maxrss(rss_file), sampler.extra_hwm_kb),
         peak_tree_kb=sampler.peak_kb,
         samples=sampler.samples,
     )
+
+
+def _largest(maxrss_kb: int | None, extra_hwm_kb: int) -> int | None:
+    if maxrss_kb is None:
+        return extra_hwm_kb or None
+    return max(maxrss_kb, extra_hwm_kb)
 
 
 def run_checked(command: Command, log: Path) -> None:

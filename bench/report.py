@@ -48,6 +48,9 @@ class RunInfo:
     load_end: float
     generate_s: float
     mutation: Mapping[str, int] | None = None
+    round_loads: Sequence[float] = ()  # 1-minute load average at the start of each round
+    duration_s: float | None = None  # the whole run: dataset, set-ups, rounds, tear-downs
+    notes: Sequence[str] = ()
 
 
 def summarize(results: Sequence[CaseResult], reference: str) -> None:
@@ -181,7 +184,7 @@ def _table(results: Sequence[CaseResult], dataset_mb: float, reference: str) -> 
         s = r.summary
         cpu = _fmt(s["cpu_s"])
         if s["server_cpu_s"] > 0:
-            cpu += f" (sshd {s['server_cpu_s']:.1f})"
+            cpu += f" (under sshd {s['server_cpu_s']:.1f})"
         baseline = f"{r.vs_baseline:.2f}x {r.baseline}" if r.vs_baseline is not None else "-"
         title = r.title.replace("|", "\\|")
         lines.append(
@@ -201,14 +204,21 @@ HOW_MEASURED = """\
   timed: fresh target dirs, copies and the incremental's full backup are untimed set-up.
 - **CPU**: user+system seconds of the whole process tree from the root's `wait4()` rusage
   (the kernel adds every reaped descendant: tar, gzip, gpg, duplicity's gpg children). For
-  `sftp` cases the sshd side (session processes reaped by the listener) is added and shown.
-  gpg-agent, a detached daemon, is started before the runs and not counted.
+  `sftp`, `tenant` and `dupctl` cases what ran under an sshd listener the case started
+  (session processes it reaped, with their reaped descendants) is added and shown as
+  "under sshd": the SFTP sessions on the receiving side and, for `dupctl` cases, the tenant's
+  whole SSH session: duplicity and its gpg. gpg-agent, a detached daemon, is started before
+  the runs (the runner's, and one per tenant host) and not counted.
 - **peak tree MB**: the largest sum of PSS (`/proc/PID/smaps_rollup`) over the live processes
-  of the tree (and sshd's session processes), sampled every {interval} s: what the backup
-  occupied at once. Spikes shorter than the interval can be missed.
-- **largest process MB**: `ru_maxrss` of the tree as `/usr/bin/time -f %M` reports it: the
-  peak RSS of the single biggest process (exact, kernel-tracked; not a sum). GNU time is the
-  tree's root because a child forked from the Python runner inherits the runner's RSS.
+  of the tree and the descendants of those sshd listeners (not the listeners themselves),
+  sampled every {interval} s: what the backup occupied at once. Spikes shorter than the
+  interval can be missed. Page cache and tmpfs files (a tenant's /tmp, where duplicity
+  builds each volume before sending it) are no process's PSS and are not counted.
+- **largest process MB**: the peak RSS of the single biggest process, not a sum: `ru_maxrss`
+  of the tree as `/usr/bin/time -f %M` reports it (exact, kernel-tracked; GNU time is the
+  tree's root because a child forked from the Python runner inherits the runner's RSS), or,
+  if larger, the largest `VmHWM` sampled among the sshd listeners' descendants (for `dupctl`
+  cases: the tenant's duplicity, which is not in the command's tree).
 - **output MB**: size of what the repeat wrote (for the incremental: only the new files).
   **source MB/s**: dataset size / median wall (the incremental reads metadata of all files
   but the data of changed ones only).
@@ -263,6 +273,12 @@ def write_results(
         f"| memory | {machine['memory_gib']} GiB |",
         f"| OS, kernel | {machine['os']}, {machine['kernel']} |",
         f"| load average (1 min) at start / end | {info.load_start:.2f} / {info.load_end:.2f} |",
+        *(
+            [f"| load average (1 min) at each round's start | {loads} |"]
+            if (loads := ", ".join(f"{x:.2f}" for x in info.round_loads))
+            else []
+        ),
+        *([f"| whole run | {info.duration_s:.0f} s |"] if info.duration_s is not None else []),
         f"| duplicity | {machine['duplicity']} (Python {machine['python']}, "
         f"paramiko {machine['paramiko']}) |",
         f"| gpg | {machine['gpg']} |",
@@ -290,6 +306,7 @@ def write_results(
         "",
         *_table(results, dataset_mb, reference),
         "",
+        *(["## Notes", "", *[f"- {note}" for note in info.notes], ""] if info.notes else []),
         "## How it was measured",
         "",
         HOW_MEASURED.format(repeat=info.repeat, interval=info.sample_interval),
@@ -298,6 +315,8 @@ def write_results(
         "",
         "`$DATA` is the dataset, `$WORK` the case's scratch dir, `{fd}` an inherited pipe",
         "carrying the passphrase; duplicity gets it as `PASSPHRASE` in its environment.",
+        "`nsenter -t PID` enters a fleet host (PID: its keeper); each tenant's copy of the",
+        "dataset is at `/home/bench`.",
         "",
         *[f"- `{r.name}`: `{r.command}`" for r in results],
         "",

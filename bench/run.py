@@ -87,8 +87,12 @@ def run_cases(
     repeat: int,
     interval: float,
     replacements: dict[str, str],
+    loads: list[float],
 ) -> list[CaseResult]:
-    """Set every case up, measure them in interleaved rounds, tear all down."""
+    """Set every case up, measure them in interleaved rounds, tear all down.
+
+    `loads` gets the 1-minute load average at the start of each round.
+    """
     results = [CaseResult(c.name, c.title, c.baseline) for c in cases]
     try:
         for case, ctx, result in zip(cases, contexts, results, strict=True):
@@ -102,6 +106,7 @@ def run_cases(
                 _log(f"  {case.name} setup FAILED: {e}")
             result.setup_s = time.perf_counter() - started
         for i in range(repeat):
+            loads.append(os.getloadavg()[0])
             for case, ctx, result in zip(cases, contexts, results, strict=True):
                 if result.error:
                     continue
@@ -113,12 +118,13 @@ def run_cases(
                         repl = {**replacements, str(ctx.workdir): "$WORK", SECRET_FD: "{fd}"}
                         result.command = display_command(command.argv, repl)
                     sample = measure(command, ctx.repeat_dir(i) / "run.log", interval=interval)
+                    output = case.output_bytes(ctx, i)  # may check what the run made
                 except Exception as e:  # CommandFailed or a broken case: report, go on
                     result.error = _summary(e)
                     _log(f"  {case.name} FAILED: {e}")
                     continue
                 result.samples.append(sample)
-                result.outputs.append(case.output_bytes(ctx, i))
+                result.outputs.append(output)
                 shutil.rmtree(ctx.repeat_dir(i))
                 os.sync()
                 _log(
@@ -147,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
     parser.add_argument("--sample-interval", type=float, default=0.05, metavar="S")
     parser.add_argument("--duplicity", default=_default_duplicity())
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -162,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     load_start = os.getloadavg()[0]
+    round_loads: list[float] = []
+    started_run = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="dupstack-bench-", dir=args.tmp))
     gnupghome = tmp / "gnupg"
     try:
@@ -178,7 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for c in cases
         ]
         results = run_cases(
-            cases, contexts, args.repeat, args.sample_interval, {str(dataset.root): "$DATA"}
+            cases,
+            contexts,
+            args.repeat,
+            args.sample_interval,
+            {str(dataset.root): "$DATA"},
+            round_loads,
         )
     finally:
         _stop_gpg_agent(gnupghome)
@@ -198,6 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_end=os.getloadavg()[0],
         generate_s=generate_s,
         mutation=mutation,
+        round_loads=round_loads,
+        duration_s=time.perf_counter() - started_run,
+        notes=[
+            *args.note,
+            *(
+                f"`{c.name}` {k}: {v}"
+                for c, x in zip(cases, contexts, strict=True)
+                for k, v in x.notes.items()
+                if k != "mutation"
+            ),
+        ],
     )
     md, js = write_results(
         args.out,

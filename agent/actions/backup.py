@@ -3,7 +3,9 @@
 duplicity runs on the host over SSH and pushes into its chroot over SFTP (the passphrase on
 stdin). Then this server seals the new files: root:dup-H 0440, so the host can read but never
 change them. A run that died leaves unsealed files: the next run removes what duplicity calls
-incomplete (`cleanup --force`, here) and seals the rest before it starts. docs/backups-design.md.
+incomplete (`cleanup --force`, here) and seals the rest before it starts, but only once the
+host shows no duplicity of its sets still running (only dupctl may have died). See
+docs/backups-design.md.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from datetime import UTC, datetime
 from typing import IO
 
 from agent import execute, remote
-from agent.actions.host_sets import check
+from agent.actions.host_sets import check, stable_output
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
-from agent.duplicity.common import STABLE_OUTPUT_ENV, Selection, environment
+from agent.duplicity.common import Selection, backup_name, environment
 from agent.duplicity.prune import cleanup_command
 from agent.errors import CommandFailed, DupstackError, HostBusy, KeyMismatch, UsageError
 from agent.host_passphrase import read_host_passphrase
@@ -87,8 +89,10 @@ def backup_host(
     log: IO[str] | None = None
     error: DupstackError | None = None
     action = None
+    earlier: list[str] = []  # unsealed before this run: not its own
     try:
         with host_lock(paths, host.name) as note, open_log(paths, host.name, started) as log:
+            earlier = unsealed(paths, host)
             if note:
                 say(host.name, note)
                 log.write(f"dupctl: {note}\n")
@@ -99,7 +103,7 @@ def backup_host(
         logger.debug("%s: backup failed", host.name, exc_info=True)
         error = DupstackError(f"{host.name}: {bug!r}", hint="rerun with --debug, report it")
     if error is not None and log is not None:
-        action = action or _kind(_unsealed(paths, host))
+        action = action or _kind(sorted(set(unsealed(paths, host)) - set(earlier)))
         with open(log.name, "a") as tail:
             tail.write(f"dupctl: error: {error.message}\n")
     record = RunRecord(
@@ -112,7 +116,7 @@ def backup_host(
         error=error.message.splitlines()[0] if error else None,
         log=log.name if log else None,
     )
-    if not isinstance(error, HostBusy):  # the running one records its own outcome
+    if log is not None or not isinstance(error, HostBusy):  # the lock holder records its own
         write_status(paths, record)
     say(host.name, f"failed: {record.error}" if error else f"ok ({action}, {record.duration} s)")
     return Outcome(record, error)
@@ -134,27 +138,26 @@ def _run(
             hint=f"dupctl host add {host.name} --address {host.address} sets it up",
         )
     passphrase = read_host_passphrase(paths, host.name)
-    if leftovers := _unsealed(paths, host):
-        say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
-        argv = cleanup_command(server_repository(paths, host))
-        log.write(f"dupctl: {shlex.join(argv)}\n")
-        done = execute.run(argv, env=environment(passphrase))
-        log.write(done.stdout.decode(errors="replace"))
-        seal(paths, host)  # what cleanup kept are complete sets
     say(host.name, f"connecting to {host.address}")
-    argv = (
-        "env",
-        *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()),
-        *backup_command(
+    argv = stable_output(
+        backup_command(
             tenant_repository(inventory, host),
             Selection(host.paths, host.excludes),
             full=options.full,
             full_if_older_than=None if options.full else host.full_if_older_than,
             volsize=host.volsize,
             retry_delay=options.retry_delay,
-        ),
+        )
     )
     with remote.session(ssh, host) as tenant:
+        _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
+        if leftovers := unsealed(paths, host):
+            say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
+            cleanup = cleanup_command(server_repository(paths, host))
+            log.write(f"dupctl: {shlex.join(cleanup)}\n")
+            done = execute.run(cleanup, env=environment(passphrase))
+            log.write(done.stdout.decode(errors="replace"))
+            seal(paths, host)  # what cleanup kept are complete sets
         say(host.name, f"backing up {' '.join(host.paths)}")
         log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
         done = tenant.run(argv, secret=passphrase, log=log, ok_codes=range(256))
@@ -162,10 +165,26 @@ def _run(
     return _kind(seal(paths, host))
 
 
+def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
+    """HostBusy if a duplicity of the host's sets runs there (dupctl killed or cut off)."""
+    # [-]: the pattern never matches itself (sh, sudo); no match: exit 0, not 1. --ns: only
+    # processes in this session's network namespace (the test fleet's hosts share pids)
+    pattern = f"[-]-name[ =]{backup_name(host.name)}( |$)"
+    pgrep = 'pgrep --ns $$ --nslist net -f "$1" || [ $? = 1 ]'
+    found = tenant.run(("sh", "-c", pgrep, "sh", pattern))
+    if pids := found.stdout.split():
+        raise HostBusy(
+            f"{host.name}: duplicity (pid {', '.join(pids)}) still works on its sets there: "
+            "a backup whose dupctl was killed or cut off, or a restore",
+            hint=f"let it end, or stop it (on {host.name}: kill {' '.join(pids)}), then rerun; "
+            "nothing is cleaned up until then",
+        )
+
+
 def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
     """Make every file the host's account still owns root:dup-H 0440; their names."""
     account = pwd.getpwnam(host.sftp_user)
-    names = _unsealed(paths, host)
+    names = unsealed(paths, host)
     for name in names:
         file = backups_dir(paths, host) / name
         os.chown(file, 0, account.pw_gid, follow_symlinks=False)
@@ -173,8 +192,9 @@ def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
     return names
 
 
-def _unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
-    """Regular files in the host's backups folder that its account still owns."""
+def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
+    """Regular files in the host's backups folder that its account still owns: what an
+    unfinished run wrote (or is still writing)."""
     try:
         uid = pwd.getpwnam(host.sftp_user).pw_uid
         entries = list(os.scandir(backups_dir(paths, host)))

@@ -1,7 +1,10 @@
 """`dupctl prune [HOST...]`: apply each host's retention to its sets on this server.
 
 `remove-all-but-n-full keep_full`, then `remove-older-than` if set, then `cleanup`, all with
---force, under the host's lock (never while its backup runs).
+--force, under the host's lock (never while its backup runs). A host with files of an
+unfinished run (still owned by its account) is skipped: duplicity's remove commands delete
+incomplete sets too, and only the next backup can first make sure that no duplicity still
+writes them on the host.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.actions.backup import unsealed
 from agent.actions.host_sets import open_sets
 from agent.config.load import load_inventory
 from agent.duplicity.prune import (
@@ -55,6 +59,12 @@ def prune_host(paths: ServerPaths, name: str) -> str:
     if not sets.has_backup():
         return f"prune {name}: no backups yet"
     host = sets.host
+    unfinished = unsealed(paths, host)
+    if unfinished:
+        return (
+            f"prune {name}: skipped: {len(unfinished)} file(s) of an unfinished run; "
+            f"`dupctl backup {name}` deals with them first"
+        )
     before = set(folder.iterdir())
     if host.keep_full is not None:
         sets.run_here(remove_all_but_n_full_command(sets.here, host.keep_full))

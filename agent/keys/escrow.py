@@ -127,6 +127,18 @@ With the volume and the passcode alone, a new server gets the keys back:
     duplicity restore file:///mnt/vdb/local-etc /root/restored-etc
 
 PASSPHRASE unlocks the secret key (backups made with --encrypt-key) and also decrypts
-backups made without a key (symmetric). Shred /root/escrow.tar and /root/dupstack-keys
-when done.
+backups made without a key (symmetric).
+
+A tenant host H's backups (/mnt/vdb/hosts/dup-H/backups) are encrypted with a passphrase
+derived from the stack secret; after the steps above:
+
+    WORK=/root H=web1    # H: the host's name (ls /mnt/vdb/hosts shows dup-H)
+    export PASSPHRASE="$({{ echo 'dupstack host passphrase v1'; \
+        cat "$WORK/dupstack-keys/passphrase"; echo "$H"; }} | sha256sum | cut -d' ' -f1)"
+    duplicity collection-status --archive-dir "$WORK/cache" "file:///mnt/vdb/hosts/dup-$H/backups"
+    duplicity restore --archive-dir "$WORK/cache" "file:///mnt/vdb/hosts/dup-$H/backups" \
+        "/root/restored-$H"
+
+Step by step, without dupstack: docs/disaster-recovery.md in the dupstack sources.
+Shred /root/escrow.tar and /root/dupstack-keys, and remove /root/cache, when done.
 """

@@ -12,7 +12,8 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,8 @@ from tests.agent.backup_fleet import (
     tenant,
     write_files,
 )
-from tests.support.backup_fleet import backup_server
-from tests.support.fleet import Fleet, Host
+from tests.support.backup_fleet import backup_server, set_host_options
+from tests.support.fleet import Fleet, Host, _pids_in_netns
 
 pytestmark = pytest.mark.root
 BACKUPS = "/mnt/vdb/hosts/dup-{}/backups"
@@ -178,3 +179,68 @@ def test_a_killed_run_is_cleaned_up_by_the_next(fleet: Fleet, bs: Host) -> None:
     assert (status(bs, "victim")["sets"], status(bs, "victim")["incomplete_sets"]) == (2, 0)
     assert restore(bs, "victim", "/root/victim-1", time=set_times(bs, "victim")[0]) == first
     assert restore(bs, "victim", "/root/victim-2") == snapshot(victim)
+
+
+def _settle(files: Callable[[], dict[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+    time.sleep(0.5)
+    return files()
+
+
+def test_a_run_still_going_on_the_host_is_never_cleaned_up_under_it(fleet: Fleet, bs: Host) -> None:
+    """Only dupctl dies (kill -9, or a cut connection): the host's duplicity goes on writing.
+    The next runs refuse (exit 12, naming its pid) and delete nothing, also while the host
+    is unreachable; once it has ended, a run cleans up and every set restores."""
+    orphan = tenant(fleet, "orphan")
+    backed_up(bs, "orphan")
+    first = snapshot(orphan)
+    orphan.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
+    set_host_options(bs, "orphan", volsize=1)
+    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "orphan"]))
+    backups = bs.path(BACKUPS.format("orphan"))
+    deadline = time.monotonic() + 30
+    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 2:  # two volumes uploaded
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    [duplicity] = [  # the host's duplicity (hosts share this machine's pids)
+        pid
+        for pid in _pids_in_netns(orphan.keeper.net)
+        if b"duplicity" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(duplicity, signal.SIGSTOP)  # holds it mid-set while the next runs try
+    run.kill()  # dupctl only
+    run.wait()
+
+    def files() -> dict[str, tuple[int, int]]:
+        return {f.name: (f.stat().st_uid, f.stat().st_size) for f in backups.iterdir()}
+
+    unfinished = files()
+    deadline = time.monotonic() + 10
+    while (settled := _settle(files)) != unfinished:  # data already sent still lands on disk
+        unfinished = settled
+        assert time.monotonic() < deadline
+    busy = backup(bs, "orphan")
+    assert busy.returncode == 12, busy.stdout + busy.stderr
+    assert f"orphan: duplicity (pid {duplicity}) still works on its sets there" in busy.stderr
+    assert re.search(r"orphan +failed +- ", busy.stdout)
+    assert f"kill {duplicity}" in busy.stderr
+    assert files() == unfinished
+    assert status(bs, "orphan")["last_run"]["result"] == "failed"
+    orphan.down()
+    try:
+        assert backup(bs, "orphan").returncode == 8  # unreachable: it may still run
+    finally:
+        orphan.up()
+    assert files() == unfinished
+    os.kill(duplicity, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{duplicity}").exists():  # it ends by itself
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert all(name in files() for name in unfinished)  # nothing it wrote was lost
+    backed_up(bs, "orphan")
+    assert all(f.stat().st_uid == 0 for f in backups.iterdir())
+    assert status(bs, "orphan")["incomplete_sets"] == 0
+    times = set_times(bs, "orphan")
+    assert restore(bs, "orphan", "/root/orphan-1", time=times[0]) == first
+    for index, moment in enumerate(times[1:], 2):
+        assert restore(bs, "orphan", f"/root/orphan-{index}", time=moment) == snapshot(orphan)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.host_passphrase import host_passphrase
+from agent.keys.escrow import README_TEXT
 from tests.support.backup_fleet import (
     PASSCODE,
     backup_server,
@@ -37,6 +39,11 @@ def procedure(host: str, volume: str) -> str:
         script, count = line.subn(f"{name}={shlex.quote(value)}", script, count=1)
         assert count == 1, f"the procedure sets {name} on a line of its own"
     return script
+
+
+def commands(text: str) -> list[str]:
+    """Shell commands, one per line: continued lines joined, blanks squeezed."""
+    return [" ".join(line.split()) for line in text.replace("\\\n", " ").splitlines()]
 
 
 def attach_after(bs: Host, fleet: Fleet) -> Path:
@@ -82,3 +89,19 @@ def test_the_documented_procedure_restores_a_host_byte_for_byte(fleet: Fleet) ->
     assert tree(rescue.path("/root/restored-web1/opt/app")) == tree(web1.path("/opt/app"))
     assert not rescue.path("/root/dupstack-recovery").exists()  # secrets are gone
     assert rescue.run(["pgrep", "-f", "dupstack-recovery/gnupg"], check=False).stdout == ""
+
+
+def test_the_readme_beside_the_escrow_gives_the_procedures_host_commands(tmp_path: Path) -> None:
+    """What an operator finds on the volume (README.txt beside the escrow) restores a host
+    with the procedure's own commands, and derives the passphrase that dupctl uses."""
+    readme = README_TEXT.format(fingerprint="0" * 40)
+    assert "docs/disaster-recovery.md" in readme
+    assert "tar -xf /root/escrow.tar -C /root" in readme and "WORK=/root H=web1" in readme
+    recipe = [line for line in commands(readme) if "$H" in line]
+    assert len(recipe) == 3  # derive the passphrase, list the sets, restore
+    assert [line for line in recipe if line not in commands(procedure("web1", "/dev/vdb"))] == []
+    (tmp_path / "dupstack-keys").mkdir()
+    (tmp_path / "dupstack-keys" / "passphrase").write_text("the stack secret\n")
+    derive = f'WORK={tmp_path} H=web1; {recipe[0]}; echo "$PASSPHRASE"'
+    done = subprocess.run(["bash", "-c", derive], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == host_passphrase(b"the stack secret\n", "web1")

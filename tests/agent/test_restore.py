@@ -226,3 +226,15 @@ def test_prune_keeps_the_newest_full_chains(fleet: Fleet, bs: Host) -> None:
         f"prune web2: removed 3 file(s) of 1 set(s): full {second}; 1 full backup(s) kept\n"
     )
     assert full_backups(bs, "web2") == [third]
+    # A file the host's account still owns is an unfinished run's, maybe still being
+    # written on the host: prune leaves the host alone (the next backup checks it first).
+    unfinished = f"{BACKUPS.format('web2')}/duplicity-full.20991231T000000Z.vol1.difftar.gpg"
+    bs.path(unfinished).write_bytes(b"partial")
+    bs.run(["chown", "dup-web2", unfinished])
+    before = sorted(bs.path(BACKUPS.format("web2")).iterdir())
+    assert ok(dupctl(bs, "prune", "web2")) == (
+        "prune web2: skipped: 1 file(s) of an unfinished run; "
+        "`dupctl backup web2` deals with them first\n"
+    )
+    assert sorted(bs.path(BACKUPS.format("web2")).iterdir()) == before
+    assert bs.path(unfinished).read_bytes() == b"partial"
