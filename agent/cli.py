@@ -142,6 +142,17 @@ def _debug_option(default: object) -> argparse.ArgumentParser:
     return option
 
 
+def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
+    """--timeout for the commands that connect to tenant hosts over SSH."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dupctl",
@@ -243,13 +254,7 @@ def _add_host_commands(commands: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="how hosts reach this server (needed once; default: the inventory's)",
     )
-    add.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
-    )
+    _add_connect_timeout(add)
     add.set_defaults(handler=_host_add_command)
 
     listing = actions.add_parser("list", parents=[debug], help="the inventory's hosts")
@@ -412,13 +417,7 @@ def _add_backup_commands(commands: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="between duplicity's 5 attempts of a failed transfer (default 30)",
     )
-    backup.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
-    )
+    _add_connect_timeout(backup)
     backup.add_argument("--json", action="store_true", help="the summary as JSON")
     backup.set_defaults(handler=_backup_command)
 

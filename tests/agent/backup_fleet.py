@@ -53,7 +53,7 @@ def snapshot(host: Host, root: str = DATA) -> dict[str, bytes]:
 def restore(bs: Host, name: str, target: str, time: str | None = None) -> dict[str, bytes]:
     """Restore `name`'s backup (as of `time`) on the server with raw duplicity: its DATA."""
     repository = Repository(
-        f"file:///mnt/vdb/hosts/dup-{name}/backups", f"dupstack-{name}", "/var/cache/dupstack"
+        f"file://{shared.BACKUPS.format(name)}", f"dupstack-{name}", "/var/cache/dupstack"
     )
     argv = restore_command(repository, target, time=time)
     bs.run(["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv], input=f"{passphrase(bs, name)}\n")

@@ -24,11 +24,10 @@ from tests.agent.backup_fleet import (
     tenant,
     write_files,
 )
-from tests.support.backup_fleet import backup_server
+from tests.support.backup_fleet import BACKUPS, backup_server
 from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
-BACKUPS = "/mnt/vdb/hosts/dup-{}/backups"
 
 
 @pytest.fixture(scope="module")

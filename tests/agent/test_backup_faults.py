@@ -25,11 +25,10 @@ from tests.agent.backup_fleet import (
     tenant,
     write_files,
 )
-from tests.support.backup_fleet import backup_server, set_host_options
+from tests.support.backup_fleet import BACKUPS, backup_server, set_host_options
 from tests.support.fleet import Fleet, Host, _pids_in_netns
 
 pytestmark = pytest.mark.root
-BACKUPS = "/mnt/vdb/hosts/dup-{}/backups"
 
 
 @pytest.fixture(scope="module")
