@@ -29,6 +29,7 @@ from agent.actions.list_files import list_files
 from agent.actions.passphrase import run_passphrase
 from agent.actions.prune import prune
 from agent.actions.restore import restore
+from agent.actions.schedule import apply_schedule, show_schedule
 from agent.actions.status import hosts_status
 from agent.actions.verify import verify
 from agent.errors import DupstackError, UsageError
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_passphrase_command(commands)
     _add_backup_commands(commands)
     _add_restore_commands(commands)
+    _add_schedule_commands(commands)
     return parser
 
 
@@ -304,11 +306,14 @@ def _add_passphrase_command(commands: argparse._SubParsersAction) -> None:
 
 def _backup_command(args: argparse.Namespace, paths: ServerPaths) -> int:
     _require_root("backup")
-    if bool(args.hosts) == args.all:
+    if bool(args.hosts) + args.all + args.missed != 1:
         raise UsageError(
-            "name the hosts to back up, or --all (not both)", hint="dupctl backup --all"
+            "name the hosts to back up, or --all, or --missed (one of them)",
+            hint="dupctl backup --all",
         )
-    options = BackupOptions(full=args.full, jobs=args.jobs, retry_delay=args.retry_delay)
+    options = BackupOptions(
+        full=args.full, jobs=args.jobs, retry_delay=args.retry_delay, missed=args.missed
+    )
     ssh = remote.Ssh.of_server(paths, args.timeout)
     if sys.stdout.isatty() and not args.json:
         columns = (
@@ -335,7 +340,9 @@ def _backup_command(args: argparse.Namespace, paths: ServerPaths) -> int:
             lambda host, text: None if args.json else _say(f"{host}: {text}"),
         )
     records = [dataclasses.asdict(outcome.record) for outcome in outcomes]
-    if args.json:
+    if not outcomes and not args.json:
+        _say("no missed scheduled backups")
+    elif args.json:
         print(json.dumps(records, indent=2))
     else:
         table = Table(box=None)
@@ -374,7 +381,7 @@ def _status_command(args: argparse.Namespace, paths: ServerPaths) -> int:
     else:
         table = Table(box=None)
         for column in ("host", "last run", "result", "chain", "chains", "sets", "size",
-                       "last full", "next full", "error"):  # fmt: skip
+                       "last full", "next full", "next run", "error"):  # fmt: skip
             table.add_column(column, overflow="fold")
         for entry in entries:
             run = entry["last_run"] or {}
@@ -387,6 +394,7 @@ def _status_command(args: argparse.Namespace, paths: ServerPaths) -> int:
                 f"{size // 1024} KiB" if size is not None else "-",
                 _minute(entry.get("last_full")) or "-",
                 _minute(entry.get("next_full")) or "-",
+                _minute(entry["schedule"]["next_backup"]) or "not scheduled",
                 entry["error"] or run.get("error") or "",
             )
         _print_table(table)
@@ -407,6 +415,11 @@ def _add_backup_commands(commands: argparse._SubParsersAction) -> None:
     )
     backup.add_argument("hosts", nargs="*", metavar="HOST", help="hosts of the inventory")
     backup.add_argument("--all", action="store_true", help="every host of the inventory")
+    backup.add_argument(
+        "--missed",
+        action="store_true",
+        help="the hosts whose scheduled backup was missed (cron runs this at boot and hourly)",
+    )
     backup.add_argument("--full", action="store_true", help="a full backup (default: when due)")
     backup.add_argument(
         "--jobs", type=int, default=2, metavar="N", help="hosts at once (default 2)"
@@ -502,6 +515,76 @@ def _add_restore_commands(commands: argparse._SubParsersAction) -> None:
     )
     trim.add_argument("hosts", nargs="*", metavar="HOST", help="default: every host")
     trim.set_defaults(handler=_prune_command)
+
+
+def _schedule_show_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("schedule show")
+    schedule = show_schedule(paths)
+    if args.json:
+        print(json.dumps(schedule, indent=2))
+    else:
+        table = Table(box=None)
+        for column in ("job", "host", "when", "cron", "next run", "last run", "full every"):
+            table.add_column(column, overflow="fold")
+        for job in schedule["jobs"]:
+            last = job.get("last_run")
+            table.add_row(
+                job["job"],
+                job["host"] or "-",
+                job["when"],
+                job["cron"],
+                (job["next_run"] or "at boot").replace("T", " "),
+                f"{_minute(last['start'])} {last['result']}" if last else "-",
+                job.get("full_if_older_than", ""),
+            )
+        _print_table(table)
+    if not schedule["up_to_date"]:
+        print(
+            f"dupctl: warning: {schedule['crontab']} is not what the inventory says yet: "
+            "`dupctl schedule apply` writes it (cron does within 5 minutes)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _schedule_apply_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("schedule apply")
+    changed = apply_schedule(paths)
+    if changed or not args.quiet:
+        _say(f"{paths.hosts_cron_file} {'written' if changed else 'up to date'}")
+    return 0
+
+
+def _add_schedule_commands(commands: argparse._SubParsersAction) -> None:
+    debug = _debug_option(argparse.SUPPRESS)
+    schedule = commands.add_parser(
+        "schedule",
+        parents=[debug],
+        help="the tenant hosts' cron jobs: show, apply",
+        description=(
+            "Each host's `schedule:` (inventory) as lines of /etc/cron.d/dupstack-hosts; "
+            "H: a value picked by the host's name (docs/dupctl.md)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  dupctl schedule show\n"
+            "  dupctl schedule show --json\n"
+            "  # in /etc/duplicity/dupstack.yaml: web1 at 23:H, never pruned by cron\n"
+            "  #   hosts: {web1: {address: 10.0.0.5, schedule: {backup: 'H 23 * * *', "
+            "prune: null}}}\n"
+            "  dupctl schedule apply"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = schedule.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    show = actions.add_parser("show", parents=[debug], help="every job and its next run")
+    show.add_argument("--json", action="store_true", help="as JSON")
+    show.set_defaults(handler=_schedule_show_command)
+    apply = actions.add_parser(
+        "apply", parents=[debug], help="rewrite the crontab from the inventory (if it changed)"
+    )
+    apply.add_argument("--quiet", action="store_true", help="say nothing when nothing changed")
+    apply.set_defaults(handler=_schedule_apply_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

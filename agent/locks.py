@@ -42,3 +42,18 @@ def host_lock(paths: ServerPaths, host: str) -> Iterator[str | None]:
         finally:
             lock.seek(0)
             lock.truncate()
+
+
+def is_held(paths: ServerPaths, host: str) -> bool:
+    """True while a dupctl run holds `host`'s lock (a probe: it takes nothing)."""
+    try:
+        fd = os.open(paths.state_dir / "locks" / f"{host}.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

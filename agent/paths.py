@@ -82,4 +82,10 @@ class ServerPaths:
 
     @property
     def cron_file(self) -> Path:
+        """The server's own /etc backup, written once by init (the operator may edit it)."""
         return self.cron_dir / "dupstack"
+
+    @property
+    def hosts_cron_file(self) -> Path:
+        """The tenant hosts' schedule, rendered from the inventory (agent/schedule)."""
+        return self.cron_dir / "dupstack-hosts"

@@ -84,9 +84,23 @@ def compact_source(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
+def compact_json(text: str) -> str:
+    """The same JSON without `description` keys and whitespace (dupctl's errors use
+    `x-expected`, never the descriptions)."""
+
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: strip(item) for key, item in value.items() if key != "description"}
+        return [strip(item) for item in value] if isinstance(value, list) else value
+
+    return json.dumps(strip(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
+
+
 def _archived(path: Path) -> bytes:
     if path.suffix == ".py":
         return compact_source(path.read_text()).encode()
+    if path.suffix == ".json":
+        return compact_json(path.read_text()).encode()
     return path.read_bytes()
 
 

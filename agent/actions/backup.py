@@ -31,10 +31,11 @@ from agent.duplicity.common import Selection, backup_name, environment
 from agent.duplicity.prune import cleanup_command
 from agent.errors import CommandFailed, DupstackError, HostBusy, KeyMismatch, UsageError
 from agent.host_passphrase import read_host_passphrase
-from agent.locks import host_lock
+from agent.locks import host_lock, is_held
 from agent.paths import ServerPaths
 from agent.repository import backups_dir, server_repository, tenant_repository
-from agent.runlog import RunRecord, open_log, stamp, write_status
+from agent.runlog import RunRecord, open_log, read_status, stamp, write_status
+from agent.schedule import crontab
 
 logger = logging.getLogger(__name__)
 FULL = 2**20  # bytes: less free space on the volume after a failed run means it filled up
@@ -46,6 +47,7 @@ class BackupOptions:
     full: bool = False  # a full backup; else full only when due (full_if_older_than)
     jobs: int = 2  # hosts backed up at once
     retry_delay: int | None = None  # seconds between duplicity's attempts (its default: 30)
+    missed: bool = False  # only hosts whose scheduled backup was missed (cron's catch-up)
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,22 @@ def backup_hosts(
     hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
         inventory.hosts[name] for name in sorted(inventory.hosts)
     ]
+    if options.missed:
+        hosts = [host for host in hosts if _missed(paths, host)]
+    if not hosts:
+        return []
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
         runs = [
             pool.submit(backup_host, paths, inventory, host, options, ssh, say) for host in hosts
         ]
         return [run.result() for run in runs]
+
+
+def _missed(paths: ServerPaths, host: HostConfig) -> bool:
+    """The host's scheduled run was missed and no run of it is going on now."""
+    record = read_status(paths, host.name)
+    last = datetime.fromisoformat(record["start"]) if record else None
+    return crontab.missed(host, last, datetime.now().astimezone()) and not is_held(paths, host.name)
 
 
 def backup_host(

@@ -31,6 +31,7 @@ from agent.errors import CommandFailed, HostNotReady, RemoteCommandFailed, Usage
 from agent.files import write_atomic
 from agent.paths import ServerPaths
 from agent.repository import TENANT_KEY, TENANT_KNOWN_HOSTS, TENANT_SSH_DIR
+from agent.schedule import crontab
 
 SFTP_GROUP = "dupstack-sftp"
 HOST_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,27}")  # as in agent/config/schema.json
@@ -213,6 +214,8 @@ def add_host(
         install_tenant_files(paths, tenant, private, server, report)
         probe_sftp(tenant, account, server, report)
     record_host(paths, inventoried, request, report)
+    changed = crontab.refresh(paths)
+    report.step("schedule", f"{paths.hosts_cron_file}{'' if changed else ' (kept)'}", changed)
     say(
         f"host add {request.name}: {len(report.changes)} change(s): {', '.join(report.changes)}"
         if report.changes

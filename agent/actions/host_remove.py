@@ -13,6 +13,7 @@ from agent.config.load import load_inventory
 from agent.config.load import remove_host as remove_from_inventory
 from agent.files import write_atomic
 from agent.paths import ServerPaths
+from agent.schedule import crontab
 
 
 def userdel_argv(account: str) -> tuple[str, ...]:
@@ -36,6 +37,8 @@ def remove_host(
             report.step("host key", f"pin of {host.address} removed", True)
         remove_from_inventory(paths, name)
         report.step("inventory", f"{name} removed from {paths.config_file}", True)
+        if crontab.refresh(paths):
+            report.step("schedule", f"{name}'s jobs removed from {paths.hosts_cron_file}", True)
     try:
         pwd.getpwnam(account)
     except KeyError:

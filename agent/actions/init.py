@@ -20,6 +20,7 @@ from pathlib import Path
 from agent import execute
 from agent.errors import (
     BlankVolumeInRestoreMode,
+    ConfigError,
     EscrowMissing,
     ForeignFilesystem,
     KeyMismatch,
@@ -30,6 +31,7 @@ from agent.keys import escrow, keyring
 from agent.keys.escrow import KeyMaterial
 from agent.passcode import consume_passcode_file, read_passcode
 from agent.paths import ServerPaths
+from agent.schedule import crontab
 from agent.server.dup_vars import dup_vars_script
 from agent.server.metadata_lock import metadata_lock_rules, nft_apply_argv
 from agent.server.schedule import default_crontab
@@ -99,6 +101,7 @@ def run_init(paths: ServerPaths, options: InitOptions, say: Callable[[str], None
     report.step("dup_vars", f"{paths.dup_vars}", changed)
     lock_down_tree(paths.etc_dir)
     write_default_schedule(paths, report)
+    write_hosts_schedule(paths, report)
     if consume_passcode_file(options.passcode_source):
         report.step("passcode", f"{options.passcode_source} shredded", True)
     say(
@@ -288,3 +291,16 @@ def write_default_schedule(paths: ServerPaths, report: Report) -> None:
         return
     write_atomic(paths.cron_file, default_crontab(paths), 0o644)
     report.step("schedule", f"{paths.cron_file} (weekly full, daily incremental)", True)
+
+
+def write_hosts_schedule(paths: ServerPaths, report: Report) -> None:
+    """The tenant hosts' crontab from the inventory; a broken inventory never stops a boot."""
+    try:
+        changed = crontab.refresh(paths)
+    except ConfigError as error:
+        first = error.message.splitlines()[0]
+        report.step(
+            "hosts", f"{paths.hosts_cron_file} kept: the inventory is invalid: {first}", False
+        )
+        return
+    report.step("hosts", f"{paths.hosts_cron_file} (from the inventory)", changed)

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.actions.host_sets import open_sets
-from agent.config.load import load_inventory
+from agent.config.load import HostConfig, load_inventory
 from agent.duplicity.status import collection_status_command, parse_collection_status
 from agent.errors import DupstackError
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import read_status, stamp
+from agent.schedule import crontab
 
 # duplicity's interval units (dup_time.intstringtoseconds): a month is 30 days, a year 365.
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400,
@@ -31,7 +32,23 @@ def hosts_status(paths: ServerPaths, names: list[str]) -> list[dict[str, Any]]:
     inventory = load_inventory(paths)
     for name in names:
         inventory.host(name)  # an unknown name is an error before any work
-    return [host_status(paths, name) for name in dict.fromkeys(names) or sorted(inventory.hosts)]
+    now = datetime.now().astimezone()
+    return [
+        {**host_status(paths, name), "schedule": _schedule(inventory.host(name), now)}
+        for name in dict.fromkeys(names) or sorted(inventory.hosts)
+    ]
+
+
+def _schedule(host: HostConfig, now: datetime) -> dict[str, Any]:
+    """The host's cron jobs as the inventory says, with their next runs (server time)."""
+    jobs = {job.kind: job for job in crontab.host_jobs(host)}
+    entry: dict[str, Any] = {"catch_up": host.schedule.catch_up}
+    for kind in ("backup", "prune"):
+        job = jobs.get(kind)
+        entry[kind] = job.cron.expression if job and job.cron else None
+        next_run = job.next_run(now) if job else None
+        entry[f"next_{kind}"] = next_run.isoformat(timespec="minutes") if next_run else None
+    return entry
 
 
 def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from agent.duplicity.common import is_inside
 from agent.errors import ConfigError, UnknownHost
 from agent.files import write_atomic
 from agent.paths import ServerPaths
+from agent.schedule.cron import BadCron, resolve
 
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
 
@@ -36,8 +37,19 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "keep_full": 4,
     "remove_older_than": None,
     "volsize": 200,
+    # Daily at the host's own time between 01:00 and 05:59; prune on Sundays before that.
+    "schedule": {"backup": "H H(1-5) * * *", "prune": "H 0 * * 0", "catch_up": True},
 }
 ADD_HOST_HINT = "add a host with `dupctl host add` (see `dupctl host add --help`)"
+
+
+@dataclass(frozen=True)
+class HostSchedule:
+    """When cron runs the host's jobs (cron expressions, H resolved per host; None: never)."""
+
+    backup: str | None
+    prune: str | None
+    catch_up: bool
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class HostConfig:
     keep_full: int | None
     remove_older_than: str | None
     volsize: int
+    schedule: HostSchedule
 
     @property
     def sftp_user(self) -> str:
@@ -192,6 +205,12 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
     problems: list[tuple[tuple[Any, ...], str]] = []
     for name, own in document["hosts"].items():
         merged = {**BUILTIN_DEFAULTS, **defaults, **own}
+        schedule = {  # key by key: a host that sets only `backup` keeps the default prune
+            **BUILTIN_DEFAULTS["schedule"],
+            **defaults.get("schedule", {}),
+            **own.get("schedule", {}),
+        }
+        problems.extend(_schedule_problems(name, schedule, own, defaults))
         origin = ("hosts", name) if "excludes" in own else ("defaults",)
         for index, pattern in enumerate(merged["excludes"]):
             if not is_inside(pattern, merged["paths"]):
@@ -214,12 +233,29 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             keep_full=merged["keep_full"],
             remove_older_than=merged["remove_older_than"],
             volsize=merged["volsize"],
+            schedule=HostSchedule(**schedule),
         )
     _raise_if_any(problems, file, node)
     server = document["server"]
     return Inventory(
         file=file, server_address=server["address"], server_port=server.get("port", 22), hosts=hosts
     )
+
+
+def _schedule_problems(
+    name: str, schedule: Mapping[str, Any], own: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Cron expressions that the server's cron could not run, at the key that set them."""
+    for key in ("backup", "prune"):
+        if schedule[key] is None:
+            continue
+        try:
+            resolve(schedule[key], name)
+        except BadCron as error:
+            origin = ("hosts", name) if key in own.get("schedule", {}) else ("defaults",)
+            if origin == ("defaults",) and key not in defaults.get("schedule", {}):
+                continue  # the built-in defaults are valid
+            yield (*origin, "schedule", key), f"bad cron expression {schedule[key]!r}: {error}"
 
 
 def _schema_problems(document: object) -> list[tuple[tuple[Any, ...], str]]:
@@ -303,7 +339,7 @@ def _raise_if_any(
         location = f"{file}:{line}" if line else str(file)
         entries.append((line or 0, f"{location}: {_key_path(where) or '(top level)'}: {what}"))
     raise ConfigError(
-        "\n".join(text for _line, text in sorted(entries)),  # in the file's order
+        "\n".join(text for _line, text in sorted(set(entries))),  # in the file's order, once
         hint=f"fix {file} (schema: agent/config/schema.json), then rerun",
     )
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from agent.config.load import SCHEMA_FILE, HostConfig, load_inventory, remove_host, save_host
+from agent.config.load import (
+    SCHEMA_FILE,
+    HostConfig,
+    HostSchedule,
+    load_inventory,
+    remove_host,
+    save_host,
+)
 from agent.errors import ConfigError, UnknownHost, UsageError
 from agent.paths import ServerPaths
 
@@ -75,6 +82,7 @@ def test_the_designs_example_loads_with_defaults_merged_and_the_host_winning(
         keep_full=4,
         remove_older_than=None,
         volsize=200,
+        schedule=HostSchedule(backup="H H(1-5) * * *", prune="H 0 * * 0", catch_up=True),
     )
     db1 = inventory.host("db1")
     assert (db1.user, db1.paths, db1.keep_full, db1.sftp_user) == (
@@ -93,7 +101,17 @@ def test_built_in_defaults_fill_what_the_file_leaves_out(paths: ServerPaths) -> 
     inventory = load_inventory(paths)
     assert inventory.server_port == 22
     assert inventory.host("a") == HostConfig(
-        "a", "10.0.0.9", "root", 22, ("/etc",), (), "7D", 4, None, 200
+        "a",
+        "10.0.0.9",
+        "root",
+        22,
+        ("/etc",),
+        (),
+        "7D",
+        4,
+        None,
+        200,
+        HostSchedule("H H(1-5) * * *", "H 0 * * 0", True),
     )
 
 

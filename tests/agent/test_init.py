@@ -359,3 +359,22 @@ def test_the_default_schedule_is_written_once_and_then_kept(initialised: Server)
     cron.write_text("# the operator's own schedule\n")
     assert initialised.init("--mode", "create").returncode == 0
     assert cron.read_text() == "# the operator's own schedule\n"
+
+
+def test_init_schedules_the_tenant_hosts_and_a_broken_inventory_never_stops_it(
+    initialised: Server,
+) -> None:
+    hosts_cron = initialised.root / "etc" / "cron.d" / "dupstack-hosts"
+    text = hosts_cron.read_text()
+    assert "dupctl schedule apply" in text and "dupctl backup --missed" in text  # no hosts yet
+    inventory = initialised.etc / "dupstack.yaml"
+    inventory.write_text("server: {address: bs}\nhosts:\n  web1: {address: 10.0.0.5}\n")
+    done = initialised.init("--mode", "create")
+    assert done.returncode == 0, done.stderr
+    assert "dupctl backup web1 " in hosts_cron.read_text()
+    before = hosts_cron.read_text()
+    inventory.write_text("server: {address: bs}\nhosts:\n  web1: {adress: 10.0.0.5}\n")
+    done = initialised.init("--mode", "create")
+    assert done.returncode == 0, done.stderr
+    assert "kept: the inventory is invalid" in done.stdout
+    assert hosts_cron.read_text() == before
