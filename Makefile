@@ -11,13 +11,19 @@ KEYSTONE_VERSION := 30.0.0
 DUPLICITY_VERSION := 3.2.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps test demo lint templates bench clean
+WHEELHOUSE := $(CACHE)/wheelhouse
+SERVER_LOCK := agent/data/server-requirements.txt
+
+.PHONY: help deps test demo lint templates bench clean lock dist wheelhouse
 
 help:
 	@echo "make demo       bring up a local Keystone + Heat and deploy a demo stack"
 	@echo "make test       run the whole test suite (installs what it needs)"
 	@echo "make lint       ruff"
 	@echo "make templates  regenerate heat/*.heat.yaml from their sources"
+	@echo "make lock       re-resolve the server's hash-locked set (uv), check every platform"
+	@echo "make dist       build a release: dupstack-agent and dupstack, templates pinned to it"
+	@echo "make wheelhouse one .tar of the server's wheels for a cloud without internet"
 	@echo "make bench      benchmark backups (tar|gpg vs duplicity vs dupctl); writes bench/RESULTS.md"
 
 $(CACHE)/apt.stamp:
@@ -42,7 +48,15 @@ $(OS_VENV)/.stamp: $(CACHE)/apt.stamp
 	$(OS_VENV)/bin/pip install -q 'openstack-heat==$(HEAT_VERSION)' 'keystone==$(KEYSTONE_VERSION)'
 	@touch $@
 
-deps: $(VENV)/.stamp $(OS_VENV)/.stamp
+# The locked server set for this machine's Python and platform: the tests' and the demo's
+# package index on loopback (the boot installs from it, never from the public index).
+$(WHEELHOUSE)/.stamp: $(SERVER_LOCK) $(VENV)/.stamp
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip download -q --no-deps --require-hashes \
+		--only-binary=:all: -r $(SERVER_LOCK) -d $(WHEELHOUSE)
+	@touch $@
+
+deps: $(VENV)/.stamp $(OS_VENV)/.stamp $(WHEELHOUSE)/.stamp
 
 test: deps
 	$(VENV)/bin/python -m pytest
@@ -56,6 +70,27 @@ lint: $(VENV)/.stamp
 
 templates: $(VENV)/.stamp
 	$(VENV)/bin/python -m provisioner.render --write
+
+lock: $(VENV)/.stamp
+	$(VENV)/bin/python scripts/lock.py
+
+dist: $(VENV)/.stamp
+	$(VENV)/bin/python scripts/dist.py
+
+# For clouds without internet: the agent wheel plus the locked set for one image's Python
+# and CPU (default: this machine's), as dist/dupstack-wheelhouse-*.tar (see docs/releasing.md).
+WHEELHOUSE_PYTHON ?= 3.11
+WHEELHOUSE_ARCH ?= x86_64
+wheelhouse: dist
+	rm -rf $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH) && mkdir -p $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)
+	PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip download -q --no-deps --require-hashes \
+		--only-binary=:all: --python-version $(WHEELHOUSE_PYTHON) --implementation cp \
+		--platform manylinux2014_$(WHEELHOUSE_ARCH) --platform manylinux_2_17_$(WHEELHOUSE_ARCH) \
+		--platform manylinux_2_28_$(WHEELHOUSE_ARCH) -r $(SERVER_LOCK) -d $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)
+	cp dist/dupstack_agent-*-py3-none-any.whl $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)/
+	tar -cf dist/dupstack-wheelhouse-py$(WHEELHOUSE_PYTHON)-$(WHEELHOUSE_ARCH).tar \
+		-C $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH) .
+	sha256sum dist/dupstack-wheelhouse-py$(WHEELHOUSE_PYTHON)-$(WHEELHOUSE_ARCH).tar
 
 BENCH_ARGS ?=
 bench: $(VENV)/.stamp

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from agent.actions.prune import prune
 from agent.actions.restore import restore
 from agent.actions.schedule import apply_schedule, show_schedule
 from agent.actions.status import hosts_status
+from agent.actions.upgrade import Release, upgrade
 from agent.actions.verify import verify
 from agent.errors import DupstackError, UsageError
 from agent.paths import ServerPaths
@@ -154,12 +156,24 @@ def _add_connect_timeout(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    """The installed release, from its metadata: dupstack-agent on a server, dupstack in a
+    development install (the version lives in pyproject.toml)."""
+    for distribution in ("dupstack-agent", "dupstack"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dupctl",
         description="dupstack agent on the backup server (exit codes: docs/dupctl.md).",
         parents=[_debug_option(False)],
     )
+    parser.add_argument("--version", action="version", version=f"dupctl {_version()}")
     parser.add_argument(
         "--root",
         type=Path,
@@ -208,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backup_commands(commands)
     _add_restore_commands(commands)
     _add_schedule_commands(commands)
+    _add_upgrade_command(commands)
     return parser
 
 
@@ -585,6 +600,45 @@ def _add_schedule_commands(commands: argparse._SubParsersAction) -> None:
     )
     apply.add_argument("--quiet", action="store_true", help="say nothing when nothing changed")
     apply.set_defaults(handler=_schedule_apply_command)
+
+
+def _upgrade_command(args: argparse.Namespace, paths: ServerPaths) -> int:
+    _require_root("upgrade")
+    release = Release(
+        args.version, args.sha256, args.index_url, args.wheelhouse_url, args.wheelhouse_sha256
+    )
+    previous = upgrade(paths, release, _say)
+    _say(f"upgraded {previous} -> {args.version}; {previous} is kept for a rollback")
+    return 0
+
+
+def _add_upgrade_command(commands: argparse._SubParsersAction) -> None:
+    upgrade_parser = commands.add_parser(
+        "upgrade",
+        parents=[_debug_option(argparse.SUPPRESS)],
+        help="install another dupstack release beside this one, then switch to it",
+        description=(
+            "Install dupstack-agent VERSION (wheel sha256 H; its dependencies are locked by "
+            "hash) into /opt/dupstack/releases/VERSION and switch /opt/dupstack/current to "
+            "it once it runs. Keys, inventory, backups, schedule and host key pins stay. "
+            "A failed upgrade leaves this release running."
+        ),
+        epilog=(
+            "examples:\n"
+            "  dupctl upgrade --version 0.2.0 --sha256 $(cat dupstack_agent-0.2.0.sha256)\n"
+            "  dupctl upgrade --version 0.2.0 --sha256 H --index-url https://mirror/simple\n"
+            "  dupctl upgrade --version 0.1.0 --sha256 H   # roll back to the kept release"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    upgrade_parser.add_argument("--version", required=True, metavar="VERSION")
+    upgrade_parser.add_argument("--sha256", required=True, metavar="H", help="of the wheel")
+    upgrade_parser.add_argument(
+        "--index-url", metavar="URL", help="default: the index in /etc/dupstack/install.env"
+    )
+    upgrade_parser.add_argument("--wheelhouse-url", metavar="URL", help="instead of an index")
+    upgrade_parser.add_argument("--wheelhouse-sha256", metavar="H")
+    upgrade_parser.set_defaults(handler=_upgrade_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,6 +45,11 @@ class ServerPaths:
         )
 
     @property
+    def install_env(self) -> Path:
+        """Where the agent comes from (written by cloud-init, read by dupstack-install)."""
+        return self.stack_env.with_name("install.env")
+
+    @property
     def gnupg_home(self) -> Path:
         return self.etc_dir / "gnupg"
 

@@ -1,13 +1,16 @@
 """Render the committed, self-contained Heat templates from heat/src and cloud-init/.
 
 `python -m provisioner.render --write` (make templates) regenerates them;
-`--check` exits 1 when a committed template is out of date with its sources.
+`--check` exits 1 when a committed template is out of date with its sources. The release the
+templates install by default (version and wheel sha256) is heat/src/release.json, which
+`make dist` writes (docs/releasing.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from provisioner.userdata import render_user_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "heat" / "src" / "dupstack.heat.yaml"
+RELEASE = ROOT / "heat" / "src" / "release.json"
 TEMPLATE = ROOT / "heat" / "dupstack.heat.yaml"
 RESTORE_TEMPLATE = ROOT / "heat" / "dupstack.restore.heat.yaml"
 
@@ -63,10 +67,21 @@ def _inline_user_data(template: dict[str, Any], user_data: str) -> None:
     str_replace["template"] = user_data
 
 
-def build_create_template(source: dict[str, Any], user_data: str) -> dict[str, Any]:
-    """The stack that creates a new backup volume."""
+def read_release(path: Path = RELEASE) -> dict[str, str]:
+    """The pinned release: {"version": ..., "wheel_sha256": ...}."""
+    release = json.loads(path.read_text())
+    return {"version": release["version"], "wheel_sha256": release["wheel_sha256"]}
+
+
+def build_create_template(
+    source: dict[str, Any], user_data: str, release: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The stack that creates a new backup volume, installing `release` by default."""
     template = copy.deepcopy(source)
     _inline_user_data(template, user_data)
+    release = release or read_release()
+    template["parameters"]["agent_version"]["default"] = release["version"]
+    template["parameters"]["agent_sha256"]["default"] = release["wheel_sha256"]
     return template
 
 
@@ -91,9 +106,11 @@ def _replace_volume_refs(node: Any) -> Any:
     return node
 
 
-def build_restore_template(source: dict[str, Any], user_data: str) -> dict[str, Any]:
+def build_restore_template(
+    source: dict[str, Any], user_data: str, release: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The same stack on an existing backup volume, which the server never formats."""
-    template = build_create_template(source, user_data)
+    template = build_create_template(source, user_data, release)
     template["description"] = (
         "dupstack backup server on an EXISTING backup volume (restore): the volume is "
         "attached and mounted, never formatted; the keys come back from the escrow on "
@@ -130,13 +147,14 @@ def dump_template(template: dict[str, Any]) -> str:
     return HEADER + body
 
 
-def render_all() -> dict[Path, str]:
-    """Both committed templates, keyed by their path."""
+def render_all(release: dict[str, str] | None = None) -> dict[Path, str]:
+    """Both committed templates, keyed by their path (pinned to heat/src/release.json, or to
+    `release`)."""
     source = load_source()
     user_data = render_user_data()
     return {
-        TEMPLATE: dump_template(build_create_template(source, user_data)),
-        RESTORE_TEMPLATE: dump_template(build_restore_template(source, user_data)),
+        TEMPLATE: dump_template(build_create_template(source, user_data, release)),
+        RESTORE_TEMPLATE: dump_template(build_restore_template(source, user_data, release)),
     }
 
 

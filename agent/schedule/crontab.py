@@ -18,7 +18,7 @@ from agent.files import write_atomic
 from agent.paths import ServerPaths
 from agent.schedule.cron import Cron, resolve
 
-PATH = "/opt/dupstack/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PATH = "/opt/dupstack/current/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APPLY_EVERY = "*/5 * * * *"  # how soon a hand edit of the inventory reaches cron
 CATCH_UP = "H * * * *"  # hourly (and @reboot): run what was missed
 # A run counts as missed once its time is this far past with no run started since: cron's

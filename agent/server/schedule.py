@@ -24,7 +24,7 @@ def default_crontab(paths: ServerPaths) -> str:
 # Sundays (keeping {KEEP_FULL_CHAINS} full chains), incremental ones on the other days.
 # Output: journalctl -t dupstack-backup
 SHELL=/bin/sh
-PATH=/opt/dupstack/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PATH=/opt/dupstack/current/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 30 2 * * 0   {prefix} full {keys} /etc {target} {log}
 50 2 * * 0   {prefix} remove-all-but-n-full {KEEP_FULL_CHAINS} --force {target} {log}
 30 2 * * 1-6 {prefix} incremental {keys} /etc {target} {log}

@@ -17,7 +17,7 @@ from provisioner.parameters import (
     read_passcode,
     stack_parameters,
 )
-from provisioner.render import RESTORE_TEMPLATE, TEMPLATE
+from provisioner.templates import CREATE_TEMPLATE, RESTORE_TEMPLATE
 
 HELP = "create the backup server stack and wait until it is ready"
 EXAMPLES = """\
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.environment:
         if not path.is_file():
             raise UsageError(f"environment file {path} does not exist", "check the -e path")
-    template = args.template or (RESTORE_TEMPLATE if args.restore_volume else TEMPLATE)
+    template = args.template or (RESTORE_TEMPLATE if args.restore_volume else CREATE_TEMPLATE)
     if not template.is_file():
         raise UsageError(f"template {template} does not exist", "check --template")
     if args.passcode_file:

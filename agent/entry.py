@@ -1,0 +1,27 @@
+"""The `dupctl` console script: one clear line when this install lacks the server's extras.
+
+`pip install dupstack[provisioner]` on a user's machine installs the `dupctl` script too, but
+not fabric/paramiko (the `server` set): say what to install instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    try:
+        from agent import cli
+    except ModuleNotFoundError as missing:
+        print(
+            f"dupctl: error: this install lacks the backup server's dependencies "
+            f"(no module {missing.name!r})",
+            file=sys.stderr,
+        )
+        print(
+            "dupctl: hint: dupctl runs on the backup server (stack-start installs it there); "
+            "to run it here: pip install 'dupstack[remote,server]'",
+            file=sys.stderr,
+        )
+        return 2
+    return cli.main()
