@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -100,3 +101,46 @@ def stack_parameters(
 def masked(parameters: dict[str, Any]) -> dict[str, Any]:
     """The parameters with the passcode hidden, for display."""
     return {key: MASK if key == "passcode" else value for key, value in parameters.items()}
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+URL = re.compile(r"https?://[!-~]{1,1016}")
+VERSION = re.compile(r"[0-9][0-9A-Za-z.+!-]{0,63}")
+
+
+def agent_parameters(
+    *,
+    version: str | None,
+    sha256: str | None,
+    index: str | None,
+    wheelhouse_url: str | None,
+    wheelhouse_sha256: str | None,
+) -> dict[str, str]:
+    """The template parameters that say where the server installs its agent; only those
+    given (Heat's defaults pin the release the template was made with)."""
+    if (version is None) != (sha256 is None):
+        raise UsageError(
+            "--agent-version and --agent-sha256 go together",
+            "give both: the release and the sha256 of its wheel (docs/releasing.md)",
+        )
+    if (wheelhouse_url is None) != (wheelhouse_sha256 is None):
+        raise UsageError(
+            "--wheelhouse-url and --wheelhouse-sha256 go together",
+            "give both: the sha256 is checked before anything is installed",
+        )
+    checks = (
+        ("--agent-version", "agent_version", version, VERSION, "a release version like 0.2.0"),
+        ("--agent-sha256", "agent_sha256", sha256, SHA256, "64 lowercase hex digits"),
+        ("--package-index", "package_index", index, URL, "an http(s) URL in ASCII"),
+        ("--wheelhouse-url", "wheelhouse_url", wheelhouse_url, URL, "an http(s) URL in ASCII"),
+        ("--wheelhouse-sha256", "wheelhouse_sha256", wheelhouse_sha256, SHA256,
+         "64 lowercase hex digits"),
+    )  # fmt: skip
+    parameters = {}
+    for option, name, value, pattern, expected in checks:
+        if value is None:
+            continue
+        if not pattern.fullmatch(value):
+            raise UsageError(f"{option} {value!r} is not {expected}", f"check {option}")
+        parameters[name] = value
+    return parameters

@@ -1,11 +1,13 @@
 """Demo: boot a local "backup server" from the committed Heat template's user-data.
 
 Real cloud-init cannot boot here, so this does what it would do with the same cloud-config:
-write its write_files (under a server root folder), run its runcmd (a real venv with the
-embedded agent and duplicity from PyPI) and `dupctl init`, inside a network namespace with its
-own mount namespace and a loop device as the Cinder volume. Then it reboots the server, and
-finally boots a second server from the *restore* template on the same volume. Everything is
-removed at the end; the machine's own /etc, /mnt, fstab and firewall are never touched.
+write its write_files (under a server root folder), run its runcmd (the template's installer:
+the agent wheel built from this checkout and its hash-locked dependencies, from a package
+index served on loopback inside the server's network namespace, which reaches no other index)
+and `dupctl init`, with its own mount namespace and a loop device as the Cinder volume. Then
+it reboots the server, and finally boots a second server from the *restore* template on the
+same volume. Everything is removed at the end; the machine's own /etc, /mnt, fstab and
+firewall are never touched.
 
     sudo .venv/bin/python scripts/demo_server.py
 """
@@ -26,7 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provisioner.render import RESTORE_TEMPLATE, TEMPLATE, load_source  # noqa: E402
+from provisioner.render import RESTORE_TEMPLATE, TEMPLATE  # noqa: E402
+from scripts.dist import build_agent, project_version  # noqa: E402
+from tests.support import boot  # noqa: E402
 
 PASSCODE = "demo passcode: keep it safe!"
 VOLUME_ID = "d3m0d3m0-0000-4000-8000-000000000001"
@@ -40,22 +44,6 @@ def section(title: str) -> None:
 def sh(argv: list[str], capture: bool = False) -> str:
     """Run a host command; its output if `capture`."""
     return subprocess.run(argv, check=True, text=True, capture_output=capture).stdout
-
-
-def user_data_from(template: Path, mode: str) -> str:
-    """The user-data Nova would get: the template's text after Heat's str_replace."""
-    server = load_source(template)["resources"]["server"]["properties"]["user_data"]
-    text = server["str_replace"]["template"]
-    values = {
-        "__DUPSTACK_PASSCODE__": PASSCODE,
-        "__DUPSTACK_VOLUME_ID__": VOLUME_ID,
-        "__DUPSTACK_SSH_USER__": "debian",
-        "__DUPSTACK_MODE__": mode,
-    }
-    assert set(values) == set(server["str_replace"]["params"])
-    for token, value in values.items():
-        text = text.replace(token, value)
-    return text
 
 
 class LocalServer:
@@ -88,19 +76,13 @@ class LocalServer:
 
     def apply_write_files(self, config: dict) -> None:
         """cloud-init's write_files, under the server root."""
+        boot.write_files(config, self.root)
         for entry in config["write_files"]:
-            path = self.root / entry["path"].lstrip("/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            content = entry["content"]
-            data = base64.b64decode(content) if entry.get("encoding") == "b64" else content.encode()
-            path.touch(mode=0o600)
-            path.write_bytes(data)
-            path.chmod(int(entry.get("permissions", "0644"), 8))
-            print(f"  wrote {entry['path']} ({len(data)} bytes, {entry.get('permissions')})")
+            print(f"  wrote {entry['path']} ({entry.get('permissions')})")
 
     def dupctl(self, *args: str) -> list[str]:
         """The runcmd's `dupctl init`, pointed at this server's root and loop volume."""
-        return [f"{self.root}{OPT}/bin/dupctl", "--root", str(self.root), *args,
+        return [f"{self.root}{OPT}/current/bin/dupctl", "--root", str(self.root), *args,
                 "--device", self.volume, "--wait", "10"]  # fmt: skip
 
     def show_state(self) -> None:
@@ -127,15 +109,19 @@ class LocalServer:
             self.run(argv, check=False)
 
 
-def install_agent(server: LocalServer, config: dict) -> None:
-    """cloud-init's runcmd, minus its last line (init, run below): venv, duplicity, agent."""
-    for command in config["runcmd"][:-1]:
-        argv = [arg.replace(OPT, f"{server.root}{OPT}") for arg in command]
-        print(f"  $ {shlex.join(command)}", flush=True)
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(done.stdout + done.stderr)
-            raise SystemExit(f"demo: runcmd failed: {shlex.join(command)}")
+def install_agent(server: LocalServer) -> None:
+    """runcmd's first half: the template's installer, under the server root."""
+    installer = server.root / "usr/local/sbin/dupstack-install"
+    env = {"DUPSTACK_PREFIX": f"{server.root}{OPT}",
+           "DUPSTACK_INSTALL_ENV": f"{server.root}/etc/dupstack/install.env"}  # fmt: skip
+    print(f"  $ {installer.relative_to(server.root).as_posix()}   (here: under {server.root})")
+    done = subprocess.run(
+        ["ip", "netns", "exec", server.netns, str(installer)],
+        env={**os.environ, **env}, capture_output=True, text=True,
+    )  # fmt: skip
+    print("".join(f"  {line}\n" for line in (done.stdout + done.stderr).splitlines()), end="")
+    if done.returncode != 0:
+        raise SystemExit("demo: the agent install failed")
 
 
 def main() -> int:
@@ -147,11 +133,22 @@ def main() -> int:
     image, loop = work / "volume.img", ""
     servers: list[LocalServer] = []
     try:
+        section("the agent: a dupstack-agent wheel of this checkout, in a package index")
+        wheel = build_agent(work / "dist")
+        index = boot.PackageIndex(work / "index")
+        index.add(wheel)
+        pins = {"agent_version": project_version(), "agent_sha256": boot.sha256(wheel),
+                "package_index": f"http://127.0.0.1:{boot.PORT}/simple"}  # fmt: skip
+        print(f"  {wheel.name} sha256 {pins['agent_sha256']}")
+        print(f"  {len(list(index.root.rglob('*.whl')))} wheels; served at {pins['package_index']}")
+
         section("user-data from heat/dupstack.heat.yaml, after Heat's str_replace")
-        user_data = user_data_from(TEMPLATE, "create")
+        user_data = boot.user_data(
+            TEMPLATE, passcode=PASSCODE, volume_id=VOLUME_ID, ssh_user="debian", **pins
+        )
         (work / "user-data.yaml").write_text(user_data)
         print(f"  {len(user_data.encode())} bytes; base64 for Nova: "
-              f"{len(base64.b64encode(user_data.encode()))} of 65535")  # fmt: skip
+              f"{len(base64.b64encode(user_data.encode()))} of 65535 (budget 16384)")  # fmt: skip
         sh([str(ROOT / "scripts" / "cloud-init-schema"), str(work / "user-data.yaml")])
         config = yaml.safe_load(user_data)
 
@@ -159,6 +156,7 @@ def main() -> int:
         sh(["truncate", "-s", "256M", str(image)])
         loop = sh(["losetup", "--find", "--show", str(image)], capture=True).strip()
         sh(["ip", "netns", "add", netns])
+        sh(["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"])  # for the index
         server = LocalServer("server", work / "server", netns, loop)
         servers.append(server)
         server.boot()
@@ -166,8 +164,9 @@ def main() -> int:
 
         section("cloud-init write_files")
         server.apply_write_files(config)
-        section("cloud-init runcmd: install the embedded agent and duplicity (real pip)")
-        install_agent(server, config)
+        section("cloud-init runcmd: install the pinned agent and duplicity (hash-checked)")
+        with index.serve(lambda argv: ["ip", "netns", "exec", netns, *argv]):
+            install_agent(server)
         section("cloud-init runcmd: dupctl init")
         print(f"  $ {shlex.join(config['runcmd'][-1])}   (here: --root, --device {loop})")
         server.run(server.dupctl("init"))
@@ -183,7 +182,9 @@ def main() -> int:
         restored = LocalServer("restored", work / "restored", netns, loop)
         servers.append(restored)
         restored.boot()
-        restore_config = yaml.safe_load(user_data_from(RESTORE_TEMPLATE, "restore"))
+        restore_config = boot.cloud_config(
+            RESTORE_TEMPLATE, passcode=PASSCODE, volume_id=VOLUME_ID, ssh_user="debian", **pins
+        )
         restored.apply_write_files(
             {"write_files": [e for e in restore_config["write_files"] if "/opt/" not in e["path"]]}
         )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import sysconfig
 import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENSTACK_LIBS = ("openstacksdk", "python-heatclient", "keystoneauth1")
@@ -45,3 +51,95 @@ def test_console_scripts_point_at_existing_functions() -> None:
     for target in _pyproject()["project"]["scripts"].values():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), target
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with dupstack's wheel built from this checkout, run outside it. Its
+    dependencies come from this venv's site-packages through a .pth line (which does not run
+    the editable install's finder: only the wheel's own code is importable)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--wheel",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = out.glob("dupstack-*.whl")
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    [site] = (venv / "lib").glob("python3.*/site-packages")
+    (site / "dev-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def test_the_wheel_runs_stack_start_outside_the_checkout(wheel_venv: Path, tmp_path: Path) -> None:
+    passcode = tmp_path / "passcode"
+    passcode.write_text("a passcode of sixteen\n")
+    passcode.chmod(0o600)
+    done = subprocess.run(
+        [str(wheel_venv / "bin" / "stack-start"), "demo", "--keypair", "k", "--flavor", "f",
+         "--image", "i", "--ssh-cidr", "203.0.113.7/32", "--passcode-file", str(passcode),
+         "--dry-run"],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [shown] = re.findall(r"^# template: (.+)$", done.stdout, re.MULTILINE)
+    assert Path(shown).is_relative_to(wheel_venv) and not Path(shown).is_relative_to(ROOT)
+    assert Path(shown).read_text() == (ROOT / "heat" / "dupstack.heat.yaml").read_text()
+    release = json.loads((ROOT / "heat" / "src" / "release.json").read_text())
+    assert f"default: {release['wheel_sha256']}" in done.stdout
+
+
+def test_dupctl_without_the_server_extras_says_what_to_install(wheel_venv: Path) -> None:
+    absent = (
+        "import sys; sys.modules['fabric'] = None; from agent.entry import main; sys.exit(main())"
+    )
+    done = subprocess.run(
+        [str(wheel_venv / "bin" / "python"), "-c", absent, "--help"],
+        cwd="/", capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "dupctl: error: this install lacks the backup server's dependencies (no module 'fabric')",
+        "dupctl: hint: dupctl runs on the backup server (stack-start installs it there); "
+        "to run it here: pip install 'dupstack[remote,server]'",
+    ]
+
+
+def test_the_agent_distribution_carries_only_the_agent_and_its_lock(tmp_path: Path) -> None:
+    from scripts.dist import build_agent
+
+    wheel = build_agent(tmp_path, "9.9.9")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read("dupstack_agent-9.9.9.dist-info/METADATA").decode()
+    assert "agent/data/server-requirements.txt" in names
+    assert "agent/data/dupstack-install" in names
+    assert not [name for name in names if name.startswith(("provisioner/", "tests/"))]
+    assert "Version: 9.9.9" in metadata
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert not [line for line in requires if "openstack" in line]
+    lock = (ROOT / "agent" / "data" / "server-requirements.txt").read_text()
+    for line in requires:  # every dependency is pinned, with hashes, in the lock
+        name = re.split(r"[<>=!~; ]", line.removeprefix("Requires-Dist: "))[0].lower()
+        assert re.search(rf"(?im)^{re.escape(name)}==\S+ \\\n\s+--hash=sha256:", lock), name
+
+
+def test_the_agent_wheel_builds_reproducibly(tmp_path: Path) -> None:
+    """The templates pin a hash: anyone can rebuild a release and compare."""
+    from scripts.dist import build_agent, sha256
+
+    first, second = build_agent(tmp_path / "a"), build_agent(tmp_path / "b")
+    assert sha256(first) == sha256(second)

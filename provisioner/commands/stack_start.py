@@ -12,6 +12,7 @@ from provisioner.cloud import connect
 from provisioner.console import err, out, print_event
 from provisioner.errors import UsageError
 from provisioner.parameters import (
+    agent_parameters,
     generate_passcode,
     masked,
     read_passcode,
@@ -27,6 +28,8 @@ examples:
   stack-start backup --passcode-file ~/.dupstack-passcode --volume-size 500 ...
   stack-start backup2 --restore-volume 3f1c...e9 --passcode-file ~/.dupstack-passcode ...
   stack-start backup --dry-run ...       # print template and parameters, contact nothing
+  stack-start backup --package-index https://pypi.mirror.internal/simple ...
+  stack-start backup --wheelhouse-url "$TEMP_URL" --wheelhouse-sha256 H ...  # no internet
 """
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "missing": "red", "rejected": "red"}
 
@@ -71,6 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="Heat environment file, as for `openstack stack create -e` (repeatable)",
     )
+    agent = parser.add_argument_group(
+        "where the server installs its agent (default: the release the template pins, "
+        "from the public PyPI)"
+    )
+    agent.add_argument("--agent-version", metavar="V", help="another dupstack-agent release")
+    agent.add_argument("--agent-sha256", metavar="H", help="the sha256 of its wheel")
+    agent.add_argument("--package-index", metavar="URL", help="a PEP 503 index (a mirror)")
+    agent.add_argument("--wheelhouse-url", metavar="URL", help="a wheelhouse .tar, for no internet")
+    agent.add_argument("--wheelhouse-sha256", metavar="H", help="the sha256 of that .tar")
     parser.add_argument(
         "--template", type=Path, help="use this template instead of the committed one"
     )
@@ -109,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         volume_size=args.volume_size,
         volume_type=args.volume_type,
         restore_volume=args.restore_volume,
+    ) | agent_parameters(
+        version=args.agent_version,
+        sha256=args.agent_sha256,
+        index=args.package_index,
+        wheelhouse_url=args.wheelhouse_url,
+        wheelhouse_sha256=args.wheelhouse_sha256,
     )
     if args.dry_run:
         return _dry_run(args, template, parameters)

@@ -1,15 +1,11 @@
-"""The backup server's user-data: valid for cloud-init, within Nova's limit, self-contained."""
+"""The backup server's user-data: valid for cloud-init, small, self-contained but agent-free."""
 
 from __future__ import annotations
 
 import base64
 import importlib.metadata
-import io
 import re
 import subprocess
-import sys
-import tarfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +14,7 @@ import yaml
 
 from agent.paths import ServerPaths
 from agent.stack_env import read_stack_env
-from provisioner.userdata import (
-    AGENT,
-    NOVA_USER_DATA_LIMIT,
-    PYPROJECT,
-    TOKENS,
-    agent_archive,
-    render_user_data,
-)
+from provisioner.userdata import INSTALLER, TOKENS, USER_DATA_BUDGET, render_user_data
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_CHECK = ROOT / "scripts" / "cloud-init-schema"
@@ -39,9 +28,14 @@ NASTY_PASSCODES = [
 ]
 
 
-def heat_str_replace(user_data: str, passcode: str, mode: str = "create") -> str:
+AGENT_PINS = ("0.1.0", "ab" * 32, "https://pypi.org/simple", "", "")
+
+
+def heat_str_replace(
+    user_data: str, passcode: str, mode: str = "create", pins: tuple[str, ...] = AGENT_PINS
+) -> str:
     """What Heat hands to Nova: the tokens replaced by the stack's parameters."""
-    values = dict(zip(TOKENS, (passcode, VOLUME_ID, "debian", mode), strict=True))
+    values = dict(zip(TOKENS, (passcode, VOLUME_ID, "debian", mode, *pins), strict=True))
     for token, value in values.items():
         user_data = user_data.replace(token, value)
     return user_data
@@ -83,17 +77,15 @@ def test_the_schema_check_does_reject_a_broken_config(tmp_path: Path) -> None:
     assert "runcmd: 'not-a-list' is not of type 'array'" in done.stdout + done.stderr
 
 
-def test_the_user_data_stays_within_novas_limit_with_the_longest_passcode() -> None:
-    sent = heat_str_replace(render_user_data(), "p" * 512)  # the template's maximum
-    assert len(base64.b64encode(sent.encode())) <= NOVA_USER_DATA_LIMIT
+def test_the_user_data_stays_small_with_every_parameter_at_its_longest() -> None:
+    url = "https://" + "u" * 1016  # the templates' maximum URL length, 1024
+    longest = ("9" * 64, "f" * 64, url, url, "e" * 64)
+    sent = heat_str_replace(render_user_data(), "p" * 512, pins=longest)
+    assert len(base64.b64encode(sent.encode())) <= USER_DATA_BUDGET
 
 
 def test_rendering_is_deterministic() -> None:
     assert render_user_data() == render_user_data()
-    with tarfile.open(fileobj=io.BytesIO(agent_archive())) as tar:
-        members = tar.getmembers()
-    assert [m.name for m in members] == sorted(m.name for m in members)
-    assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
 
 
 @pytest.mark.parametrize("passcode", NASTY_PASSCODES)
@@ -117,67 +109,60 @@ def test_stack_env_tells_dupctl_the_volume_and_the_mode(tmp_path: Path) -> None:
     assert read_stack_env(stack_env) == {}
 
 
-def _embedded_archive() -> bytes:
-    entry = write_file(
-        cloud_config(render_user_data()), "/opt/dupstack/dist/dupstack-agent.tar.bz2"
-    )
-    assert entry["encoding"] == "b64"
-    return base64.b64decode(entry["content"])
+def test_the_installer_on_the_server_is_the_agents_own_byte_for_byte() -> None:
+    entry = write_file(cloud_config(render_user_data()), "/usr/local/sbin/dupstack-install")
+    assert entry["content"] == INSTALLER.read_text()
+    assert (entry["owner"], entry["permissions"]) == ("root:root", "0755")
 
 
-def test_the_embedded_agent_is_the_whole_agent_package(tmp_path: Path) -> None:
-    archive = _embedded_archive()
-    assert archive == agent_archive()
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        names = set(tar.getnames())
-        tar.extractall(tmp_path, filter="data")
-    sources = {
-        f"dupstack-agent/agent/{path.relative_to(AGENT).as_posix()}"
-        for path in AGENT.rglob("*.py")
-        if "__pycache__" not in path.parts
-    }
-    assert sources <= names
-
-    # It runs on its own: no provisioner, no OpenStack library, nothing from this checkout.
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.'); "
-         "from agent.cli import main; sys.exit(main(['init', '--help']))"],
-        cwd=tmp_path / "dupstack-agent", capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: dupctl init")
-
-
-def test_the_embedded_pyproject_installs_dupctl_with_the_servers_dependencies() -> None:
-    with tarfile.open(fileobj=io.BytesIO(_embedded_archive())) as tar:
-        embedded = tomllib.loads(tar.extractfile("dupstack-agent/pyproject.toml").read().decode())
-    project = tomllib.loads(PYPROJECT.read_text())["project"]
-    extras = project["optional-dependencies"]
-    assert embedded["project"]["scripts"] == {"dupctl": "agent.cli:main"}
-    assert embedded["project"]["dependencies"] == [
-        *project["dependencies"],
-        *extras["remote"],
-        *extras["server"],
-    ]
-    assert not [dep for dep in embedded["project"]["dependencies"] if "openstack" in dep]
+def test_no_agent_code_travels_in_the_user_data() -> None:
+    config = cloud_config(render_user_data())
+    assert not [entry for entry in config["write_files"] if entry.get("encoding")]
+    # The installer and a page of cloud-config: the agent's size never shows here.
+    assert len(render_user_data()) < len(INSTALLER.read_text()) + 4096
 
 
 def test_the_server_gets_the_duplicity_the_tests_run() -> None:
-    runcmd = cloud_config(render_user_data())["runcmd"]
-    (pin,) = [arg for command in runcmd for arg in command if arg.startswith("duplicity==")]
-    version = pin.removeprefix("duplicity==")
+    lock = (ROOT / "agent" / "data" / "server-requirements.txt").read_text()
+    (version,) = re.findall(r"(?m)^duplicity==(\S+)", lock)
     assert int(version.split(".")[0]) >= 3
     assert importlib.metadata.version("duplicity") == version
 
 
+def test_install_env_carries_the_pins_heat_sends() -> None:
+    pins = (
+        "1.2.3",
+        "c" * 64,
+        "https://mirror.example/simple",
+        "https://swift/w.tar?a=1&b=2",
+        "d" * 64,
+    )
+    config = cloud_config(heat_str_replace(render_user_data(), "p" * 12, pins=pins))
+    lines = write_file(config, "/etc/dupstack/install.env")["content"].splitlines()
+    assert lines == [
+        "DUPSTACK_VERSION=1.2.3",
+        f"DUPSTACK_SHA256={'c' * 64}",
+        "DUPSTACK_INDEX_URL=https://mirror.example/simple",
+        "DUPSTACK_WHEELHOUSE_URL=https://swift/w.tar?a=1&b=2",
+        f"DUPSTACK_WHEELHOUSE_SHA256={'d' * 64}",
+    ]
+
+
 def test_dupctl_init_runs_at_first_boot_and_at_every_later_boot() -> None:
     config = cloud_config(render_user_data())
-    assert config["runcmd"][-1] == ["/opt/dupstack/bin/dupctl", "init"]
+    # Only after the installer worked: a failed or refused download never reaches the volume.
+    assert config["runcmd"] == [
+        [
+            "sh",
+            "-c",
+            "/usr/local/sbin/dupstack-install && exec /opt/dupstack/current/bin/dupctl init",
+        ]
+    ]
     hook = write_file(config, "/var/lib/cloud/scripts/per-boot/dupstack-init")
     assert hook["permissions"] == "0755"
-    assert hook["content"].splitlines()[-1] == "exec /opt/dupstack/bin/dupctl init"
+    assert hook["content"].splitlines()[-1] == "exec /opt/dupstack/current/bin/dupctl init"
     wrapper = write_file(config, "/usr/local/sbin/dupctl")
-    assert "exec /opt/dupstack/bin/dupctl" in wrapper["content"]
+    assert "exec /opt/dupstack/current/bin/dupctl" in wrapper["content"]
 
 
 def test_the_packages_dupctl_needs_are_installed() -> None:
@@ -186,4 +171,4 @@ def test_the_packages_dupctl_needs_are_installed() -> None:
 
 
 def test_the_user_data_has_no_unknown_token() -> None:
-    assert set(re.findall(r"__DUPSTACK_[A-Z_]+__", render_user_data())) == set(TOKENS)
+    assert set(re.findall(r"__DUPSTACK_[A-Z0-9_]+__", render_user_data())) == set(TOKENS)

@@ -38,7 +38,7 @@ def _fake_cloud() -> dict[str, frozenset[str]]:
 FAKE_CLOUD = _fake_cloud()
 VOLUME_ID = next(iter(FAKE_CLOUD["cinder.volume"]))
 
-NOVA_USER_DATA_MAX = 65_535  # bytes of base64, Nova's limit
+USER_DATA_BUDGET = 16 * 1024  # bytes of base64: dupstack's own bound, far below Nova's 65,535
 HEAT_MAX_TEMPLATE_SIZE = 512 * 1024  # bytes, Heat's default max_template_size
 TARGET_VERSION = "2018-08-31"
 
@@ -128,6 +128,11 @@ def test_create_template_accepts_the_default_volume_type(heat: HeatValidator) ->
         ("volume_size", 10_000),
         ("passcode", "x" * 12),
         ("passcode", " spaces, 'quotes', #hash: ünïcode "),
+        ("package_index", "https://" + "m" * 1016),
+        (
+            "wheelhouse_url",
+            "https://swift.example/v1/AUTH_x/c/w.tar?temp_url_sig=a&temp_url_expires=1",
+        ),
     ],
 )
 def test_parameter_limits_are_inclusive(heat: HeatValidator, name: str, value: Any) -> None:
@@ -156,6 +161,13 @@ def test_parameter_limits_are_inclusive(heat: HeatValidator, name: str, value: A
         ("create", "ssh_allowed_cidr", "office", "invalid net cidr"),
         ("create", "backup_subnet_cidr", "192.168.254.0/40", "invalid net cidr"),
         ("create", "ssh_user", "Root!", "POSIX user name"),
+        ("create", "agent_sha256", "AB" * 32, "64 lowercase hexadecimal digits"),
+        ("restore", "agent_sha256", "", "64 lowercase hexadecimal digits"),
+        ("create", "agent_version", "latest", "A release version like 0.2.0"),
+        ("create", "package_index", "ftp://mirror/simple", "An http(s) URL"),
+        ("create", "package_index", "https://mirror/a b", "An http(s) URL"),
+        ("restore", "wheelhouse_url", "file:///tmp/w.tar", "Empty, or an http(s) URL"),
+        ("create", "wheelhouse_sha256", "0" * 63, "Empty, or 64 lowercase hexadecimal"),
     ],
 )
 def test_heat_rejects_invalid_parameter(
@@ -285,29 +297,38 @@ def test_heat_enforces_the_max_template_size_assumed_here(heat: HeatValidator) -
 
 
 @pytest.mark.parametrize("kind", ["create", "restore"])
-def test_user_data_fits_nova_limit_after_substitution(kind: str) -> None:
+def test_user_data_stays_within_its_budget_after_substitution(kind: str) -> None:
     template = _load(kind)
     user_data = _user_data(template)
     text: str = user_data["template"]
     tokens = set(re.findall(r"__DUPSTACK_[A-Z0-9_]+__", text))
     missing = tokens - set(user_data["params"])
     assert not missing, f"user-data tokens that Heat never replaces: {sorted(missing)}"
-    # Worst case: the longest passcode and user name the parameters allow.
-    passcode_max = max(
-        rule["length"]["max"]
-        for rule in template["parameters"]["passcode"]["constraints"]
-        if "length" in rule
-    )
+
+    # Worst case: the longest value each parameter allows (2 bytes a character in UTF-8).
+    def longest(name: str) -> int:
+        rules = template["parameters"][name].get("constraints", [])
+        return max(rule["length"]["max"] for rule in rules if "length" in rule)
+
     values = {
-        "__DUPSTACK_PASSCODE__": "Ä" * passcode_max,  # 2 bytes each in UTF-8
-        "__DUPSTACK_VOLUME_ID__": VOLUME_ID,
-        "__DUPSTACK_SSH_USER__": "u" * 32,
+        "passcode": "Ä" * longest("passcode"),
+        "ssh_user": "u" * 32,
+        "agent_version": "9" * longest("agent_version"),
+        "agent_sha256": "f" * 64,
+        "package_index": "~" * longest("package_index"),  # printable ASCII only
+        "wheelhouse_url": "~" * longest("wheelhouse_url"),
+        "wheelhouse_sha256": "f" * 64,
+        "volume_id": VOLUME_ID,
     }
     for token, param in user_data["params"].items():
-        text = text.replace(token, values.get(token, str(param)))
+        if isinstance(param, dict) and "get_param" in param:
+            value = values[param["get_param"]]  # KeyError: a new parameter needs a worst case
+        else:
+            value = VOLUME_ID if token == "__DUPSTACK_VOLUME_ID__" else str(param)
+        text = text.replace(token, value)
     encoded = base64.b64encode(text.encode())
-    assert len(encoded) <= NOVA_USER_DATA_MAX, (
-        f"user_data is {len(encoded)} bytes in base64; Nova accepts {NOVA_USER_DATA_MAX}"
+    assert len(encoded) <= USER_DATA_BUDGET, (
+        f"user_data is {len(encoded)} bytes in base64; the budget is {USER_DATA_BUDGET}"
     )
 
 

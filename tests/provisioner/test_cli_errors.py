@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from provisioner import cli
-from provisioner.render import TEMPLATE
+from provisioner.render import TEMPLATE as COMMITTED
+from provisioner.templates import CREATE_TEMPLATE as TEMPLATE
 from tests.provisioner.heat_api import run_cli
 
 PASSCODE = "correct-horse-battery-staple-42"
@@ -301,7 +302,38 @@ def test_dry_run_contacts_nothing_and_masks_the_passcode(
     assert "passcode: '******'" in out
     assert "keypair_name: mykey" in out
     assert f"# template: {TEMPLATE}" in out
+    assert TEMPLATE.read_text() == COMMITTED.read_text()  # package data is heat/'s template
     assert out.rstrip().endswith("# would create stack 'backup'; nothing was contacted")
+    assert "package_index" not in out.split("# parameters")[1]  # the template's default
+
+
+def test_dry_run_passes_where_the_agent_comes_from(isolated_env, http, capsys) -> None:
+    mirror = ["--package-index", "https://pypi.mirror.internal/simple"]
+    pins = ["--agent-version", "0.2.0", "--agent-sha256", "a" * 64]
+    code, out, err = run_cli([*START, *mirror, *pins, "--dry-run"], capsys)
+    assert code == 0, err
+    parameters = out.split("# parameters (passcode masked):")[1]
+    assert "package_index: https://pypi.mirror.internal/simple" in parameters
+    assert "agent_version: 0.2.0" in parameters and f"agent_sha256: {'a' * 64}" in parameters
+    assert http.request_history == []
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--agent-version", "0.2.0"], "--agent-version and --agent-sha256 go together"),
+        (["--wheelhouse-url", "https://x/w.tar"], "--wheelhouse-url and --wheelhouse-sha256"),
+        (["--package-index", "file:///srv/simple"], "--package-index 'file:///srv/simple' is"),
+        (["--agent-version", "0.2", "--agent-sha256", "A" * 64], "--agent-sha256 'AAAA"),
+    ],
+)
+def test_bad_agent_sources_are_refused_before_anything(
+    isolated_env, http, capsys, options: list[str], expected: str
+) -> None:
+    code, _out, err = run_cli([*START, *options, "--dry-run"], capsys)
+    assert code == 2
+    assert expected in err
+    assert http.request_history == []
 
 
 def test_dry_run_never_prints_a_generated_passcode(isolated_env, http, capsys) -> None:
