@@ -108,4 +108,4 @@ def _record(paths: ServerPaths, given: dict[str, str]) -> None:
             "DUPSTACK_WHEELHOUSE_URL", "DUPSTACK_WHEELHOUSE_SHA256")  # fmt: skip
     merged = {key: given.get(key, current.get(key, "")) for key in keys}
     text = "".join(f"{key}={value}\n" for key, value in merged.items())
-    write_atomic(paths.install_env, text, 0o644)
+    write_atomic(paths.install_env, text, 0o600)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,34 @@ pytestmark = pytest.mark.root
 N = project_version()
 NEXT = f"{N}.post1"
 INSTALLER = "/usr/local/sbin/dupstack-install"
+TOKEN = "s3cr3t-index-token"
+
+
+class ArgvSampler(threading.Thread):
+    """Reads every process's command line, over and over, until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.seen, self.samples = threading.Event(), set[str](), 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    self.seen.add(
+                        cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    )
+                except OSError:
+                    pass
+            self.samples += 1
+
+    def __enter__(self) -> ArgvSampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +112,12 @@ def test_a_wrong_agent_hash_stops_the_boot_before_anything_is_installed(
     boot_user_data(bs, url, agent_version=N, agent_sha256="0" * 64)
     done = install(bs)
     assert done.returncode == 1
-    [line] = [line for line in done.stderr.splitlines() if "dupstack:" in line]
+    line, hint = [line for line in done.stderr.splitlines() if "dupstack:" in line]
     assert line.startswith(f"dupstack: agent install failed: dupstack-agent {N} with sha256 000")
+    assert (
+        hint
+        == f"dupstack: hint: nothing else changed; once fixed: sudo {INSTALLER} && sudo dupctl init"
+    )
     assert not bs.path("/opt/dupstack/current").exists()
     assert list(bs.path("/opt/dupstack/releases").iterdir()) == []
 
@@ -102,7 +135,7 @@ def test_a_tampered_dependency_is_refused(
     finally:
         wheel.write_bytes(original)
     assert done.returncode == 1
-    [line] = [line for line in done.stderr.splitlines() if "dupstack:" in line]
+    [line] = [line for line in done.stderr.splitlines() if "install failed" in line]
     assert "a locked dependency is not to be had or its hash differs" in line
     assert "rich" in line.lower() or "hash" in line.lower()
     assert not bs.path("/opt/dupstack/current").exists()
@@ -110,10 +143,16 @@ def test_a_tampered_dependency_is_refused(
 
 
 def test_the_boot_installs_the_pinned_release_and_inits(
-    bs: Host, releases: dict[str, Path]
+    bs: Host, index: tuple[boot.PackageIndex, str], releases: dict[str, Path]
 ) -> None:
-    done = install(bs)
+    _, url = index
+    with_token = url.replace("http://", f"http://mirror:{TOKEN}@")  # http.server ignores it
+    boot_user_data(bs, with_token, agent_version=N, agent_sha256=boot.sha256(releases[N]))
+    assert bs.path("/etc/dupstack/install.env").stat().st_mode & 0o777 == 0o600
+    with ArgvSampler() as argvs:
+        done = install(bs)
     assert done.returncode == 0, done.stderr
+    assert argvs.samples > 10 and not [argv for argv in argvs.seen if TOKEN in argv]
     assert f"dupstack: {N} installed in /opt/dupstack/releases/{N} and current" in done.stdout
     assert bs.path("/opt/dupstack/current").readlink() == Path(f"releases/{N}")
     assert ok(dupctl(bs, "--version")).strip() == f"dupctl {N}"
@@ -137,7 +176,6 @@ def test_an_upgrade_keeps_keys_inventory_and_backups(
     before, made = snapshot(web1), str(int(time.time()))
     time.sleep(1.1)  # duplicity's times have one-second resolution
     keys = bs.path("/etc/duplicity/dup_vars.sh").read_text()
-    _, url = index
 
     done = dupctl(bs, "upgrade", "--version", NEXT, "--sha256", boot.sha256(releases[NEXT]))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -145,7 +183,7 @@ def test_an_upgrade_keeps_keys_inventory_and_backups(
     assert ok(dupctl(bs, "--version")).strip() == f"dupctl {NEXT}"
     assert sorted(p.name for p in bs.path("/opt/dupstack/releases").iterdir()) == [N, NEXT]
     assert f"DUPSTACK_VERSION={NEXT}\n" in bs.path("/etc/dupstack/install.env").read_text()
-    assert f"DUPSTACK_INDEX_URL={url}\n" in bs.path("/etc/dupstack/install.env").read_text()
+    assert TOKEN in bs.path("/etc/dupstack/install.env").read_text()  # the booted index kept
     assert bs.path("/etc/duplicity/dup_vars.sh").read_text() == keys
     assert [host["name"] for host in json.loads(ok(dupctl(bs, "host", "list", "--json")))] == [
         "web1"
