@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,13 @@ agent = {json.dumps(package_data)}
 """
 
 
+# One tree (and one setuptools) builds the same bytes anywhere, so anyone can check that a
+# published wheel is this commit's: files take their times from here, and each wheel is
+# rewritten with sorted entries and that time (setuptools stamps dist-info with the clock).
+REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "315532800"}  # 1980-01-01, the zip format's first day
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
 def _build(source: Path, out: Path, *kinds: str) -> None:
     subprocess.run(
         [
@@ -85,7 +93,22 @@ def _build(source: Path, out: Path, *kinds: str) -> None:
         ],
         check=True,
         capture_output=True,
+        env={**os.environ, **REPRODUCIBLE},
     )
+
+
+def normalize_wheel(wheel: Path) -> None:
+    """Rewrite `wheel` with its entries sorted and dated ZIP_EPOCH (contents and modes kept;
+    RECORD's hashes are of the contents, so it stays true)."""
+    with zipfile.ZipFile(wheel) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    temporary = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in sorted(entries, key=lambda entry: entry[0].filename):
+            fixed = zipfile.ZipInfo(info.filename, ZIP_EPOCH)
+            fixed.external_attr, fixed.compress_type = info.external_attr, zipfile.ZIP_DEFLATED
+            target.writestr(fixed, data)
+    temporary.replace(wheel)
 
 
 def build_agent(out: Path, version: str | None = None, sdist: bool = False) -> Path:
@@ -98,7 +121,9 @@ def build_agent(out: Path, version: str | None = None, sdist: bool = False) -> P
         )
         (stage / "pyproject.toml").write_text(agent_pyproject(version))
         _build(stage, out, "--wheel", *(("--sdist",) if sdist else ()))
-    return out / f"{AGENT_DIST.replace('-', '_')}-{version}-py3-none-any.whl"
+    wheel = out / f"{AGENT_DIST.replace('-', '_')}-{version}-py3-none-any.whl"
+    normalize_wheel(wheel)
+    return wheel
 
 
 def sha256(path: Path) -> str:
@@ -116,6 +141,7 @@ def main() -> int:
     for path, text in render_all(release).items():
         path.write_text(text)
     _build(ROOT, out, "--wheel", "--sdist")
+    normalize_wheel(out / f"dupstack-{release['version']}-py3-none-any.whl")
     print(f"dupstack {release['version']}: {out}")
     for artifact in sorted(out.glob(f"*{release['version']}*")):
         print(f"  {artifact.name}  sha256 {sha256(artifact)}")

@@ -62,11 +62,16 @@ def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
     last_full = datetime.fromisoformat(web1["last_full"])
     assert datetime.fromisoformat(web1["next_full"]) - last_full == timedelta(days=9)
     assert web1["last_backup"] == web1["last_full"] and web1["error"] is None
+    schedule = web2.pop("schedule")
     assert web2 == {
         "host": "web2", "last_run": None, "chains": 0, "sets": 0, "chain_length": 0,
         "incomplete_sets": 0, "size": 0, "last_backup": None, "last_full": None,
         "next_full": None, "error": None,
     }  # fmt: skip
+    assert (schedule["backup"], schedule["prune"], schedule["catch_up"]) == (
+        "H H(1-5) * * *", "H 0 * * 0", True,
+    )  # fmt: skip
+    assert datetime.fromisoformat(schedule["next_backup"]) > datetime.now().astimezone()
 
 
 def test_status_is_a_table_by_default(bs: Host) -> None:
