@@ -108,6 +108,12 @@ class HostBusy(DupstackError):
     exit_code = 12
 
 
+class HookFailed(DupstackError):
+    """A "before" hook of a host's run failed: the backup was not made."""
+
+    exit_code = 13
+
+
 class NotInBackup(DupstackError):
     """A host has no backup yet, or the path asked for is not in it at that time."""
 

@@ -1,8 +1,11 @@
-"""The one place where dupctl runs system commands.
+"""The one place where dupctl runs commands on this server, and the one result type that
+local and remote runs share (agent/remote.py runs on tenant hosts with the same interface).
 
-Commands are argv tuples built elsewhere by pure functions. Secrets never go in argv:
-they travel on stdin (`input`) or in the environment (`env`), which are never logged.
-Programs are looked up on PATH, then beside dupctl's Python (duplicity lives in its venv).
+Commands are argv tuples built elsewhere by pure functions. A secret is never in an argv:
+here it becomes PASSPHRASE in the command's environment (readable by root only), on a host
+it travels on stdin. `stable` fixes time zone and language, so that output parses the same
+anywhere. Programs are looked up on PATH, then beside dupctl's Python (duplicity lives in
+its venv). Output is text; bytes that are not UTF-8 survive as surrogate escapes.
 """
 
 from __future__ import annotations
@@ -14,38 +17,106 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Protocol
 
+from agent.duplicity.common import STABLE_OUTPUT_ENV, environment
 from agent.errors import CommandFailed
 
 logger = logging.getLogger(__name__)
+ANY_EXIT = range(256)  # the caller reads the exit code (duplicity's: agent/duplicity/exit_codes)
 
 
-def run(
-    argv: Sequence[str],
-    *,
-    input: bytes | None = None,
-    ok_codes: Sequence[int] = (0,),
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run `argv` (with `env` added to the environment), capture its output; raise
-    CommandFailed unless it exits with an ok code."""
-    search = os.pathsep.join((os.environ.get("PATH", os.defpath), os.path.dirname(sys.executable)))
-    program = shutil.which(argv[0], path=search)
-    if program is None:
-        raise CommandFailed(
-            f"{argv[0]} not found", hint="install it (the cloud-config lists every package)"
+@dataclass(frozen=True)
+class Result:
+    """How a command ended, here or on a host."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Runner(Protocol):
+    """Runs argv here (Local) or on a tenant host (remote.Session), alike."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        secret: str | None = None,
+        input: str | None = None,
+        log: IO[str] | None = None,
+        timeout: float | None = None,
+        ok_codes: Sequence[int] = (0,),
+        stable: bool = False,
+    ) -> Result: ...
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+class Local:
+    """This server."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        secret: str | None = None,
+        input: str | None = None,
+        log: IO[str] | None = None,
+        timeout: float | None = None,
+        ok_codes: Sequence[int] = (0,),
+        stable: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
+        """Run `argv`, capture its output (and append it to `log`); CommandFailed unless it
+        exits with an ok code. `env` adds variables (never logged)."""
+        search = os.pathsep.join(
+            (os.environ.get("PATH", os.defpath), os.path.dirname(sys.executable))
         )
-    logger.debug("run: %s", shlex.join(argv))
-    done = subprocess.run(
-        [program, *argv[1:]],
-        input=input,
-        capture_output=True,
-        check=False,
-        env={**os.environ, **env} if env else None,
-    )
-    if done.returncode not in ok_codes:
-        detail = done.stderr.decode(errors="replace").strip().splitlines()
-        raise CommandFailed(
-            f"{shlex.join(argv)} exited {done.returncode}" + (f": {detail[-1]}" if detail else "")
-        )
-    return done
+        program = shutil.which(argv[0], path=search)
+        if program is None:
+            raise CommandFailed(
+                f"{argv[0]} not found", hint="install it (the cloud-config lists every package)"
+            )
+        extra = {
+            **(STABLE_OUTPUT_ENV if stable else {}),
+            **(env or {}),
+            **(environment(secret) if secret is not None else {}),  # stable output too
+        }
+        logger.debug("run: %s", shlex.join(argv))
+        try:
+            done = subprocess.run(
+                [program, *argv[1:]],
+                input=input.encode() if input is not None else None,
+                capture_output=True,
+                check=False,
+                timeout=timeout,
+                env={**os.environ, **extra} if extra else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(f"{shlex.join(argv)} timed out after {timeout:g} s") from None
+        result = Result(done.returncode, decode(done.stdout), decode(done.stderr))
+        if log is not None:
+            log.write(result.output)
+        if result.exit_code not in ok_codes:
+            detail = result.stderr.strip().splitlines()
+            raise CommandFailed(
+                f"{shlex.join(argv)} exited {result.exit_code}"
+                + (f": {detail[-1]}" if detail else "")
+            )
+        return result
+
+
+LOCAL = Local()
+
+
+def run(argv: Sequence[str], **options: object) -> Result:
+    """`argv` on this server (see Local.run)."""
+    return LOCAL.run(argv, **options)  # type: ignore[arg-type]

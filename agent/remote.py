@@ -4,7 +4,8 @@ The server logs in with its own key, and only to hosts whose SSH host key is pin
 known_hosts file: paramiko's RejectPolicy refuses unknown keys, a changed key is refused
 with both fingerprints (fabric's AutoAddPolicy, which trusts any key, is never used).
 Commands are argv lists quoted with shlex.join; a secret travels on stdin and becomes
-$PASSPHRASE in the command's environment, so it never appears in any command line.
+$PASSPHRASE in the command's environment, so it never appears in any command line. A Session
+is a Runner (agent/execute.py): the same call and the same Result as a run on this server.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 from paramiko.hostkeys import HostKeys
 
+from agent.duplicity.common import STABLE_OUTPUT_ENV
 from agent.errors import (
     HostAccessDenied,
     HostKeyRejected,
@@ -32,6 +34,7 @@ from agent.errors import (
     RemoteCommandFailed,
     UsageError,
 )
+from agent.execute import Result
 from agent.paths import ServerPaths
 
 logger = logging.getLogger(__name__)
@@ -83,13 +86,6 @@ class Ssh:
             return Path(f"{self.key_file}.pub").read_text().strip()
         except OSError:
             return f"the output of: ssh-keygen -y -f {self.key_file}"
-
-
-@dataclass(frozen=True)
-class RemoteResult:
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 def known_hosts_name(address: str, port: int) -> str:
@@ -148,8 +144,11 @@ def scan_host_key(host: HostAddress, timeout: float) -> paramiko.PKey:
         raise _unreachable(host, error) from error
 
 
-def remote_command(argv: Sequence[str], user: str, secret: bool) -> str:
-    """The command line sent to the host: shlex-quoted argv, via sudo -n unless root."""
+def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = False) -> str:
+    """The command line sent to the host: shlex-quoted argv (through env(1) for a `stable`
+    output: UTC, English), the secret read from stdin first, via sudo -n unless root."""
+    if stable:
+        argv = ("env", *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()), *argv)
     command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
     return shlex.join(command if user == "root" else ["sudo", "-n", "--", *command])
 
@@ -177,13 +176,14 @@ class Session:
         log: IO[str] | None = None,
         timeout: float | None = None,
         ok_codes: Sequence[int] = (0,),
-    ) -> RemoteResult:
+        stable: bool = False,
+    ) -> Result:
         """Run `argv` on the host; `secret` reaches it as $PASSPHRASE, `input` as stdin after it.
 
         Output goes to `log` as it comes. Raises RemoteCommandFailed unless the exit code is
         in `ok_codes`, HostAccessDenied when sudo wants a password.
         """
-        command = remote_command(argv, self.host.user, secret is not None)
+        command = remote_command(argv, self.host.user, secret is not None, stable)
         logger.debug("run on %s: %s", self.host.name, command)
         stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
         try:
@@ -202,7 +202,7 @@ class Session:
             raise RemoteCommandFailed(
                 f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
             ) from error
-        result = RemoteResult(done.exited, done.stdout, done.stderr)
+        result = Result(done.exited, done.stdout, done.stderr)
         if result.exit_code not in ok_codes:
             last = result.stderr.strip().splitlines()[-1:] or [""]
             if self.host.user != "root" and "sudo: a password is required" in last[0]:
@@ -269,7 +269,7 @@ def run(
     secret: str | None = None,
     log: IO[str] | None = None,
     timeout: float | None = None,
-) -> RemoteResult:
+) -> Result:
     """One command on `host` over a connection of its own (see Session.run)."""
     with session(ssh, host) as remote:
         return remote.run(argv, secret=secret, log=log, timeout=timeout)

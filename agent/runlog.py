@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +26,7 @@ class RunRecord:
     result: str  # ok, failed
     error: str | None
     log: str | None
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # each hook step's outcome
 
 
 def stamp(moment: datetime) -> str:

@@ -11,11 +11,7 @@ docs/backups-design.md.
 from __future__ import annotations
 
 import logging
-import os
-import pwd
-import re
 import shlex
-import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,21 +20,21 @@ from datetime import UTC, datetime
 from typing import IO
 
 from agent import execute, remote
-from agent.actions.host_sets import check, stable_output
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
-from agent.duplicity.common import Selection, backup_name, environment
+from agent.duplicity.common import backup_name
 from agent.duplicity.prune import cleanup_command
-from agent.errors import CommandFailed, DupstackError, HostBusy, KeyMismatch, UsageError
-from agent.host_passphrase import read_host_passphrase
+from agent.errors import DupstackError, HookFailed, HostBusy, UsageError
+from agent.execute import ANY_EXIT
+from agent.hooks import HostRun
+from agent.host import HostContext
 from agent.locks import host_lock, is_held
 from agent.paths import ServerPaths
-from agent.repository import backups_dir, server_repository, tenant_repository
 from agent.runlog import RunRecord, open_log, read_status, stamp, write_status
 from agent.schedule import crontab
+from agent.sealing import seal, set_kind, unsealed
 
 logger = logging.getLogger(__name__)
-FULL = 2**20  # bytes: less free space on the volume after a failed run means it filled up
 Say = Callable[[str, str], None]  # (host, what it is doing)
 
 
@@ -100,8 +96,8 @@ def backup_host(
     started = datetime.now(UTC)
     clock = time.monotonic()
     log: IO[str] | None = None
+    run: HostRun | None = None
     error: DupstackError | None = None
-    action = None
     earlier: list[str] = []  # unsealed before this run: not its own
     try:
         with host_lock(paths, host.name) as note, open_log(paths, host.name, started) as log:
@@ -109,14 +105,23 @@ def backup_host(
             if note:
                 say(host.name, note)
                 log.write(f"dupctl: {note}\n")
-            action = _run(paths, inventory, host, options, ssh, say, log)
+            run = HostRun(HostContext.of(paths, inventory, host), log)
+            try:
+                run.action = _run(run, options, ssh, say)
+            except DupstackError as failed:  # before or without a session to the host
+                run.error = failed
+                run.dispatch("after_failure")
+                raise
+            finally:
+                run.dispatch("always")
     except DupstackError as failed:
         error = failed
     except Exception as bug:  # one host's surprise must not stop the others
         logger.debug("%s: backup failed", host.name, exc_info=True)
         error = DupstackError(f"{host.name}: {bug!r}", hint="rerun with --debug, report it")
+    action = run.action if run else None
     if error is not None and log is not None:
-        action = action or _kind(sorted(set(unsealed(paths, host)) - set(earlier)))
+        action = action or set_kind(sorted(set(unsealed(paths, host)) - set(earlier)))
         with open(log.name, "a") as tail:
             tail.write(f"dupctl: error: {error.message}\n")
     record = RunRecord(
@@ -128,54 +133,78 @@ def backup_host(
         result="failed" if error else "ok",
         error=error.message.splitlines()[0] if error else None,
         log=log.name if log else None,
+        hooks=[outcome.as_record() for outcome in run.outcomes] if run else [],
     )
     if log is not None or not isinstance(error, HostBusy):  # the lock holder records its own
         write_status(paths, record)
     say(host.name, f"failed: {record.error}" if error else f"ok ({action}, {record.duration} s)")
+    for hook in record.hooks:
+        if hook["result"] == "failed" and not error:
+            say(host.name, f"warning: {hook['phase']} hook {hook['hook']} failed: {hook['error']}")
     return Outcome(record, error)
 
 
-def _run(
-    paths: ServerPaths,
-    inventory: Inventory,
-    host: HostConfig,
-    options: BackupOptions,
-    ssh: remote.Ssh,
-    say: Say,
-    log: IO[str],
-) -> str | None:
-    """Clean up, back up on the host, seal; the kind of set made (full or incremental)."""
-    if not backups_dir(paths, host).is_dir():
+def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str | None:
+    """Clean up, hooks before, back up on the host, seal, hooks after success; the kind of
+    set made (full or incremental)."""
+    context = run.context
+    host = context.host
+    if not context.folder.is_dir():
         raise UsageError(
-            f"{host.name}: {backups_dir(paths, host)} does not exist",
+            f"{host.name}: {context.folder} does not exist",
             hint=f"dupctl host add {host.name} --address {host.address} sets it up",
         )
-    passphrase = read_host_passphrase(paths, host.name)
     say(host.name, f"connecting to {host.address}")
-    argv = stable_output(
-        backup_command(
-            tenant_repository(inventory, host),
-            Selection(host.paths, host.excludes),
-            full=options.full,
-            full_if_older_than=None if options.full else host.full_if_older_than,
-            volsize=host.volsize,
-            retry_delay=options.retry_delay,
-        )
+    argv = backup_command(
+        context.on_host,
+        context.selection,
+        full=options.full,
+        full_if_older_than=None if options.full else host.full_if_older_than,
+        volsize=host.volsize,
+        retry_delay=options.retry_delay,
     )
     with remote.session(ssh, host) as tenant:
-        _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
-        if leftovers := unsealed(paths, host):
-            say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
-            cleanup = cleanup_command(server_repository(paths, host))
-            log.write(f"dupctl: {shlex.join(cleanup)}\n")
-            done = execute.run(cleanup, env=environment(passphrase))
-            log.write(done.stdout.decode(errors="replace"))
-            seal(paths, host)  # what cleanup kept are complete sets
-        say(host.name, f"backing up {' '.join(host.paths)}")
-        log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
-        done = tenant.run(argv, secret=passphrase, log=log, ok_codes=range(256))
-    _check(paths, host, done.exit_code, done.stderr, log.name)
-    return _kind(seal(paths, host))
+        run.tenant = tenant
+        try:
+            try:
+                kind = _back_up(run, argv, say)
+            except DupstackError as failed:  # the after hooks still have the session
+                run.error = failed
+                run.dispatch("after_failure")
+                run.dispatch("always")
+                raise
+            run.dispatch("after_success")
+            run.dispatch("always")
+        finally:
+            run.tenant = None  # closed from here on: hooks that need the host have no steps
+    return kind
+
+
+def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
+    """Inside the host's session: clean up, before hooks, duplicity, seal; the set's kind."""
+    context, log, tenant = run.context, run.log, run.tenant
+    assert tenant is not None
+    host, paths = context.host, context.paths
+    _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
+    if leftovers := unsealed(paths, host):
+        say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
+        cleanup = cleanup_command(context.here)
+        log.write(f"dupctl: {shlex.join(cleanup)}\n")
+        execute.run(cleanup, secret=context.passphrase, log=log)
+        seal(paths, host)  # what cleanup kept are complete sets
+    if failed := [o for o in run.dispatch("before") if o.result == "failed"]:
+        raise HookFailed(
+            f"{host.name}: before hook {failed[0].hook} failed: {failed[0].error}; "
+            "nothing was backed up",
+            hint=f"fix the command in hooks.before of {host.name}; log: {log.name}",
+        )
+    say(host.name, f"backing up {' '.join(host.paths)}")
+    log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
+    done = tenant.run(argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True)
+    context.check(done, log=log.name, pushed=True)
+    kind = set_kind(seal(paths, host))
+    run.action = kind
+    return kind
 
 
 def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
@@ -192,61 +221,3 @@ def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
             hint=f"let it end, or stop it (on {host.name}: kill {' '.join(pids)}), then rerun; "
             "nothing is cleaned up until then",
         )
-
-
-def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
-    """Make every file the host's account still owns root:dup-H 0440; their names."""
-    account = pwd.getpwnam(host.sftp_user)
-    names = unsealed(paths, host)
-    for name in names:
-        file = backups_dir(paths, host) / name
-        os.chown(file, 0, account.pw_gid, follow_symlinks=False)
-        os.chmod(file, 0o440)
-    return names
-
-
-def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
-    """Regular files in the host's backups folder that its account still owns: what an
-    unfinished run wrote (or is still writing)."""
-    try:
-        uid = pwd.getpwnam(host.sftp_user).pw_uid
-        entries = list(os.scandir(backups_dir(paths, host)))
-    except (KeyError, FileNotFoundError):
-        return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if (info := entry.stat(follow_symlinks=False)).st_uid == uid and stat.S_ISREG(info.st_mode)
-    )
-
-
-def _kind(names: Sequence[str]) -> str | None:
-    """full or incremental, from the names of a set's files (duplicity-full.*, duplicity-inc.*)."""
-    if any(name.startswith("duplicity-full.") for name in names):
-        return "full"
-    return "incremental" if any(name.startswith("duplicity-inc.") for name in names) else None
-
-
-def _check(paths: ServerPaths, host: HostConfig, code: int, stderr: str, log: str) -> None:
-    """Raise duplicity's failure as one line naming the host, with what to do (0: ok)."""
-    volume = os.statvfs(backups_dir(paths, host))
-    free = volume.f_bavail * volume.f_frsize
-    if code and "Bad session key" in stderr:  # exit 31, or 1 when the cache's check hits it
-        raise KeyMismatch(
-            f"{host.name}: wrong passphrase: it does not decrypt {host.name}'s earlier sets "
-            "(gpg: Bad session key); nothing was backed up",
-            hint=f"the stack secret {paths.passphrase_file} is not the one they were made "
-            "with: `dupctl init` restores it from this volume's escrow",
-        )
-    if code and free < FULL:  # a failed upload keeps its part (the host cannot delete it)
-        raise CommandFailed(
-            f"{host.name}: the backup volume {paths.mount_point} is full ({free} bytes free): "
-            f"duplicity exited {code}",
-            hint="free space (dupctl prune) or grow the volume, then rerun; earlier sets are "
-            f"intact and the next run removes the unfinished one; log: {log}",
-        )
-    try:  # GnuPG's log ends with a ===== line: the line before says what happened
-        check(host.name, code, re.sub(r"(?m)^=====.*$", "", stderr))
-    except DupstackError as error:
-        error.hint = error.hint or f"see {log}; the next run removes the unfinished set"
-        raise

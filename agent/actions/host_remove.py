@@ -7,17 +7,13 @@ import shutil
 from collections.abc import Callable
 
 from agent import execute, remote
-from agent.actions.host_add import sftp_account
-from agent.actions.init import Report
 from agent.config.load import load_inventory
 from agent.config.load import remove_host as remove_from_inventory
 from agent.files import write_atomic
+from agent.hostsetup.accounts import sftp_account, userdel_argv
 from agent.paths import ServerPaths
+from agent.report import Report
 from agent.schedule import crontab
-
-
-def userdel_argv(account: str) -> tuple[str, ...]:
-    return ("userdel", account)
 
 
 def remove_host(

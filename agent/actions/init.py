@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent import execute
@@ -31,6 +31,7 @@ from agent.keys import escrow, keyring
 from agent.keys.escrow import KeyMaterial
 from agent.passcode import consume_passcode_file, read_passcode
 from agent.paths import ServerPaths
+from agent.report import Report
 from agent.schedule import crontab
 from agent.server.dup_vars import dup_vars_script
 from agent.server.metadata_lock import metadata_lock_rules, nft_apply_argv
@@ -51,19 +52,6 @@ class InitOptions:
     device: Path | None  # None: find it from the volume id
     wait: float  # seconds to wait for the device
     passcode_source: str  # a root-only file, or "-" for stdin
-
-
-@dataclass
-class Report:
-    """What init did, one line per step, printed as it goes."""
-
-    say: Callable[[str], None]
-    changes: list[str] = field(default_factory=list)
-
-    def step(self, name: str, text: str, changed: bool) -> None:
-        if changed:
-            self.changes.append(name)
-        self.say(f"  {name:<11} {text}")
 
 
 class Passcode:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agent.actions.host_sets import open_sets
 from agent.duplicity.list_files import list_files_command, parse_file_list
+from agent.host import open_host
 from agent.paths import ServerPaths
 
 
 def list_files(paths: ServerPaths, name: str, time: str | None) -> list[tuple[str, datetime]]:
     """(absolute path, mtime) of every file in `name`'s backup as of `time` (None: latest)."""
-    sets = open_sets(paths, name)
+    sets = open_host(paths, name)
     return parse_file_list(sets.run_here(list_files_command(sets.here, time=time)))

@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.actions.backup import unsealed
-from agent.actions.host_sets import open_sets
 from agent.config.load import load_inventory
 from agent.duplicity.prune import (
     cleanup_command,
@@ -22,9 +20,11 @@ from agent.duplicity.prune import (
     remove_older_than_command,
 )
 from agent.errors import DupstackError
+from agent.host import open_host
 from agent.locks import host_lock
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
+from agent.sealing import unsealed
 
 # A set's files: duplicity-full.T.* or duplicity-inc.T1.to.T2.* (signatures go with them).
 SET_FILE = re.compile(r"^duplicity-(full|inc)\.(\w+(?:\.to\.\w+)?)\.(?:manifest|vol\d+\.)")
@@ -54,7 +54,7 @@ def prune(paths: ServerPaths, names: Sequence[str], say: Callable[[str], None]) 
 
 def prune_host(paths: ServerPaths, name: str) -> str:
     """Prune one host (its lock held); what was removed and what is kept, in one line."""
-    sets = open_sets(paths, name, need_backup=False)
+    sets = open_host(paths, name, need_backup=False)
     folder = backups_dir(paths, sets.host)
     if not sets.has_backup():
         return f"prune {name}: no backups yet"

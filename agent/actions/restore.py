@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from agent import execute, remote
-from agent.actions.host_sets import ANY_EXIT, check, open_sets, stable_output
 from agent.duplicity.common import relative_path
 from agent.duplicity.restore import restore_command
 from agent.errors import TargetNotEmpty, UsageError
+from agent.execute import ANY_EXIT
+from agent.host import open_host
 from agent.paths import ServerPaths
 
 # `sh -c FREE sh PATH [empty-ok]`: exit 0 if PATH is missing (or, with a 2nd word, an empty
@@ -49,7 +50,7 @@ def restore(
         raise UsageError("restoring everything in place is refused", hint="add --to DIR")
     if to is not None and not to.startswith("/"):
         raise UsageError(f"--to must be an absolute path: {to!r}")
-    sets = open_sets(paths, name)
+    sets = open_host(paths, name)
     folder = to or "/"
     target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
     checked = ("sh", "-c", FREE, "sh", *((folder, "empty-ok") if to else (target,)))
@@ -62,13 +63,13 @@ def restore(
     what = f"{path or 'everything'} of {name} ({f'as of {time}' if time else 'latest'})"
     argv = restore_command(sets.on_host if to_host else sets.here, target, path=path, time=time)
     if not to_host:
-        if execute.run(checked, ok_codes=(0, 1)).returncode:
+        if execute.run(checked, ok_codes=(0, 1)).exit_code:
             raise refused
         sets.run_here(argv)
     else:
         with remote.session(ssh, sets.host) as host:
             if host.run(checked, ok_codes=(0, 1)).exit_code:
                 raise refused
-            done = host.run(stable_output(argv), secret=sets.passphrase, ok_codes=ANY_EXIT)
-            check(name, done.exit_code, done.stdout + done.stderr)
+            done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+            sets.check(done)
     say(f"restored {what} to {shlex.quote(target)} {where}")

@@ -7,10 +7,10 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.actions.host_sets import open_sets
 from agent.config.load import HostConfig, load_inventory
 from agent.duplicity.status import collection_status_command, parse_collection_status
 from agent.errors import DupstackError
+from agent.host import open_host
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import read_status, stamp
@@ -55,7 +55,7 @@ def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
     """The last run (state_dir/status) and the sets on the volume (collection-status)."""
     entry: dict[str, Any] = {"host": name, "last_run": read_status(paths, name)}
     try:
-        sets = open_sets(paths, name, need_backup=False)
+        sets = open_host(paths, name, need_backup=False)
         output = sets.run_here(collection_status_command(sets.here))
     except DupstackError as error:
         return {**entry, "error": error.message.splitlines()[0]}

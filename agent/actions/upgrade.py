@@ -81,10 +81,10 @@ def upgrade(paths: ServerPaths, release: Release, say: Callable[[str], None]) ->
     given = {key: value for key, value in settings.items() if value is not None}
     say(f"dupctl upgrade: {previous} -> {release.version}")
     done = execute.run(("sh", str(INSTALLER)), env=given, ok_codes=range(256))
-    output = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+    output = done.output.strip().splitlines()
     for line in output:
         say(f"  {line}")
-    if done.returncode != 0:
+    if done.exit_code != 0:
         failure = next(
             (line for line in output if "install failed" in line), output[-1] if output else ""
         )

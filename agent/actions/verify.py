@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent import remote
-from agent.actions.host_sets import ANY_EXIT, check, open_sets, stable_output
 from agent.duplicity.verify import verify_command
 from agent.errors import BackupDiffers
+from agent.execute import ANY_EXIT
+from agent.host import open_host
 from agent.paths import ServerPaths
 
 DIFFERENCE = "Difference found: "
@@ -25,10 +26,10 @@ def verify(
 ) -> None:
     """`say` each difference and duplicity's summary; BackupDiffers if there are any,
     BackupDamaged if a file of the backup does not match its manifest."""
-    sets = open_sets(paths, name)
+    sets = open_host(paths, name)
     argv = verify_command(sets.on_host, sets.selection, compare_data=compare_data, time=time)
     with remote.session(ssh, sets.host) as host:
-        done = host.run(stable_output(argv), secret=sets.passphrase, ok_codes=ANY_EXIT)
+        done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
     lines = done.stdout.splitlines()
     differences = [line.removeprefix(DIFFERENCE) for line in lines if line.startswith(DIFFERENCE)]
     for line in differences:
@@ -38,5 +39,5 @@ def verify(
             f"{name}: {len(differences)} difference(s) between its backup and its files",
             hint="expected for files changed since the backup; otherwise restore them",
         )
-    check(name, done.exit_code, done.stdout + done.stderr)
+    sets.check(done)
     say(next((line for line in lines if line.startswith("Verify complete")), "verified"))

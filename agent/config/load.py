@@ -11,8 +11,9 @@ import difflib
 import fcntl
 import functools
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "keep_full": 4,
     "remove_older_than": None,
     "volsize": 200,
+    "hooks": {"before": [], "after_success": [], "after_failure": [], "always": []},
     # Daily at the host's own time between 01:00 and 05:59; prune on Sundays before that.
     "schedule": {"backup": "H H(1-5) * * *", "prune": "H 0 * * 0", "catch_up": True},
 }
@@ -67,6 +69,8 @@ class HostConfig:
     remove_older_than: str | None
     volsize: int
     schedule: HostSchedule
+    # phase (before, after_success, after_failure, always) -> commands run on the host
+    hooks: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     @property
     def sftp_user(self) -> str:
@@ -91,6 +95,13 @@ class Inventory:
                 f"no host {name!r} in {self.file} (hosts: {known})", hint=ADD_HOST_HINT
             )
         return self.hosts[name]
+
+
+def read_document(paths: ServerPaths) -> dict[str, Any]:
+    """The inventory's data as written (validated), for edits that keep a host's own keys."""
+    document, node = _read(paths.config_file)
+    _inventory(document, paths.config_file, node)
+    return document
 
 
 def load_inventory(paths: ServerPaths) -> Inventory:
@@ -147,6 +158,10 @@ def remove_host(paths: ServerPaths, name: str) -> None:
 @functools.cache
 def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text())
+
+
+# A host's name, as the schema says (it becomes the account dup-NAME).
+HOST_NAME = re.compile(_schema()["properties"]["hosts"]["propertyNames"]["pattern"])
 
 
 @contextlib.contextmanager
@@ -211,6 +226,7 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             **own.get("schedule", {}),
         }
         problems.extend(_schedule_problems(name, schedule, own, defaults))
+        hooks = {**BUILTIN_DEFAULTS["hooks"], **defaults.get("hooks", {}), **own.get("hooks", {})}
         origin = ("hosts", name) if "excludes" in own else ("defaults",)
         for index, pattern in enumerate(merged["excludes"]):
             if not is_inside(pattern, merged["paths"]):
@@ -234,6 +250,7 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             remove_older_than=merged["remove_older_than"],
             volsize=merged["volsize"],
             schedule=HostSchedule(**schedule),
+            hooks={phase: tuple(map(tuple, commands)) for phase, commands in hooks.items()},
         )
     _raise_if_any(problems, file, node)
     server = document["server"]

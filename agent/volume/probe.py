@@ -58,6 +58,6 @@ def probe(device: Path) -> Probe:
     """Probe `device`; never trusts a cache, so a filesystem is never missed."""
     done = execute.run(blkid_argv(device), ok_codes=(BLKID_FOUND, BLKID_NOTHING, BLKID_AMBIVALENT))
     return Probe(
-        tags=parse_blkid_export(done.stdout.decode()),
-        ambivalent=done.returncode == BLKID_AMBIVALENT,
+        tags=parse_blkid_export(done.stdout),
+        ambivalent=done.exit_code == BLKID_AMBIVALENT,
     )

@@ -20,6 +20,7 @@ from agent.config.load import (
 from agent.errors import ConfigError, UnknownHost, UsageError
 from agent.paths import ServerPaths
 
+NO_HOOKS = {"before": (), "after_success": (), "after_failure": (), "always": ()}
 DESIGN_EXAMPLE = """\
 server:
   address: 192.168.254.10     # how tenant hosts reach BS (SFTP)
@@ -83,6 +84,7 @@ def test_the_designs_example_loads_with_defaults_merged_and_the_host_winning(
         remove_older_than=None,
         volsize=200,
         schedule=HostSchedule(backup="H H(1-5) * * *", prune="H 0 * * 0", catch_up=True),
+        hooks=NO_HOOKS,
     )
     db1 = inventory.host("db1")
     assert (db1.user, db1.paths, db1.keep_full, db1.sftp_user) == (
@@ -112,6 +114,7 @@ def test_built_in_defaults_fill_what_the_file_leaves_out(paths: ServerPaths) -> 
         None,
         200,
         HostSchedule("H H(1-5) * * *", "H 0 * * 0", True),
+        NO_HOOKS,
     )
 
 

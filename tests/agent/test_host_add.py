@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.actions.host_add import sftp_probe_argv
+from agent.hostsetup.tenant import sftp_probe_argv
 from agent.repository import TENANT_KEY
 from tests.support.fleet import Fleet, Host
 

@@ -21,6 +21,7 @@ from agent.errors import (
     HostUnreachable,
     RemoteCommandFailed,
 )
+from agent.execute import Result
 from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
@@ -77,7 +78,7 @@ def test_a_secret_reaches_the_command_on_stdin_never_in_a_command_line(on_bs, ke
 
 
 def test_input_follows_the_secret_on_stdin(on_bs, keys, web) -> None:
-    def both() -> remote.RemoteResult:
+    def both() -> Result:
         with remote.session(keys, web) as host:
             return host.run(["sh", "-c", 'echo "$PASSPHRASE"; cat'], secret=SECRET, input="x\ny\n")
 

@@ -1,0 +1,91 @@
+"""One tenant host as every action sees it: its settings, its passphrase, and its sets on the
+volume, read here as file:// or by the host's own duplicity over SFTP. Actions get it from
+`open_host` (or `HostContext.of`); none builds it by hand."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import execute
+from agent.config.load import HostConfig, Inventory, load_inventory
+from agent.duplicity.common import Repository, Selection
+from agent.duplicity.exit_codes import interpret
+from agent.errors import NotInBackup
+from agent.execute import ANY_EXIT, Result
+from agent.host_passphrase import read_host_passphrase
+from agent.paths import ServerPaths
+from agent.repository import backups_dir, server_repository, tenant_repository
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """An inventory host with its passphrase, and its sets as seen from here and from it."""
+
+    paths: ServerPaths
+    inventory: Inventory
+    host: HostConfig
+    passphrase: str
+
+    @classmethod
+    def of(cls, paths: ServerPaths, inventory: Inventory, host: HostConfig) -> HostContext:
+        return cls(paths, inventory, host, read_host_passphrase(paths, host.name))
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def here(self) -> Repository:
+        return server_repository(self.paths, self.host)
+
+    @property
+    def on_host(self) -> Repository:
+        return tenant_repository(self.inventory, self.host)
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.host.paths, self.host.excludes)
+
+    @property
+    def folder(self) -> Path:
+        return backups_dir(self.paths, self.host)
+
+    def has_backup(self) -> bool:
+        return any(self.folder.glob("duplicity-full.*.manifest*"))
+
+    def volume_free(self) -> int:
+        """Bytes left for the host's sets on the volume."""
+        volume = os.statvfs(self.folder)
+        return volume.f_bavail * volume.f_frsize
+
+    def check(self, done: Result, *, log: str | None = None, pushed: bool = False) -> None:
+        """Raise what duplicity's exit means (agent/duplicity/exit_codes); `pushed`: the run
+        wrote to the volume, so a full volume is a possible cause."""
+        interpret(
+            self.name,
+            done,
+            passphrase_file=self.paths.passphrase_file,
+            log=log,
+            volume_free=self.volume_free() if pushed and done.exit_code else None,
+            volume=self.paths.mount_point,
+        )
+
+    def run_here(self, argv: tuple[str, ...]) -> str:
+        """duplicity on this server with the host's passphrase; its stdout (errors raised)."""
+        done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT)
+        self.check(done)
+        return done.stdout
+
+
+def open_host(paths: ServerPaths, name: str, *, need_backup: bool = True) -> HostContext:
+    """Inventory host `name` in context; NotInBackup if `need_backup` and it has none yet."""
+    inventory = load_inventory(paths)
+    context = HostContext.of(paths, inventory, inventory.host(name))
+    if need_backup and not context.has_backup():
+        raise NotInBackup(
+            f"{name} has no backup yet in {context.folder}",
+            hint=f"make one with `dupctl backup {name}`",
+        )
+    return context

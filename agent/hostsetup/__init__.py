@@ -1,0 +1,1 @@
+"""The pieces of `dupctl host add` (and remove), one concern per module."""

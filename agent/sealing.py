@@ -1,0 +1,63 @@
+"""Sealing a host's finished files on the volume: root:dup-H 0440, so the host can read its
+sets but never change or delete them (the folder is sticky). A file its account still owns
+is unsealed: a run wrote it and has not been checked yet (or is still writing it)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from collections.abc import Sequence
+
+from agent.config.load import HostConfig
+from agent.paths import ServerPaths
+from agent.repository import backups_dir
+
+
+def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
+    """Names of the regular files in the host's backups folder that its account still owns."""
+    try:
+        uid = pwd.getpwnam(host.sftp_user).pw_uid
+        entries = list(os.scandir(backups_dir(paths, host)))
+    except (KeyError, FileNotFoundError):
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if (info := entry.stat(follow_symlinks=False)).st_uid == uid and stat.S_ISREG(info.st_mode)
+    )
+
+
+def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
+    """Make every unsealed file root:dup-H 0440; their names."""
+    gid = pwd.getpwnam(host.sftp_user).pw_gid
+    names = unsealed(paths, host)
+    for name in names:
+        file = backups_dir(paths, host) / name
+        os.chown(file, 0, gid, follow_symlinks=False)
+        os.chmod(file, 0o440)
+    return names
+
+
+def reseal(paths: ServerPaths, host: HostConfig) -> int:
+    """Give sealed files the account's current group (a re-added host gets a new gid, and
+    files of the old one would be unreadable to it); how many changed."""
+    gid = pwd.getpwnam(host.sftp_user).pw_gid
+    changed = 0
+    try:
+        entries = list(os.scandir(backups_dir(paths, host)))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        info = entry.stat(follow_symlinks=False)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == 0 and info.st_gid != gid:
+            os.chown(entry.path, 0, gid, follow_symlinks=False)
+            changed += 1
+    return changed
+
+
+def set_kind(names: Sequence[str]) -> str | None:
+    """full or incremental, from the names of a set's files (duplicity-full.*, duplicity-inc.*)."""
+    if any(name.startswith("duplicity-full.") for name in names):
+        return "full"
+    return "incremental" if any(name.startswith("duplicity-inc.") for name in names) else None
