@@ -77,20 +77,12 @@ lock: $(VENV)/.stamp
 dist: $(VENV)/.stamp
 	$(VENV)/bin/python scripts/dist.py
 
-# For clouds without internet: the agent wheel plus the locked set for one image's Python
-# and CPU (default: this machine's), as dist/dupstack-wheelhouse-*.tar (see docs/releasing.md).
+# For clouds without internet: the release's agent wheel plus the locked set for one image's
+# Python and CPU, as dist/dupstack-wheelhouse-V-pyX-ARCH.tar (after make dist; docs/releasing.md).
 WHEELHOUSE_PYTHON ?= 3.11
 WHEELHOUSE_ARCH ?= x86_64
-wheelhouse: dist
-	rm -rf $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH) && mkdir -p $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)
-	PIP_CONFIG_FILE=/dev/null $(VENV)/bin/pip download -q --no-deps --require-hashes \
-		--only-binary=:all: --python-version $(WHEELHOUSE_PYTHON) --implementation cp \
-		--platform manylinux2014_$(WHEELHOUSE_ARCH) --platform manylinux_2_17_$(WHEELHOUSE_ARCH) \
-		--platform manylinux_2_28_$(WHEELHOUSE_ARCH) -r $(SERVER_LOCK) -d $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)
-	cp dist/dupstack_agent-*-py3-none-any.whl $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH)/
-	tar -cf dist/dupstack-wheelhouse-py$(WHEELHOUSE_PYTHON)-$(WHEELHOUSE_ARCH).tar \
-		-C $(CACHE)/wheelhouse-$(WHEELHOUSE_ARCH) .
-	sha256sum dist/dupstack-wheelhouse-py$(WHEELHOUSE_PYTHON)-$(WHEELHOUSE_ARCH).tar
+wheelhouse: $(VENV)/.stamp
+	$(VENV)/bin/python scripts/wheelhouse.py --python $(WHEELHOUSE_PYTHON) --arch $(WHEELHOUSE_ARCH)
 
 BENCH_ARGS ?=
 bench: $(VENV)/.stamp

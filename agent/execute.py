@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -91,18 +92,29 @@ class Local:
             **(environment(secret) if secret is not None else {}),  # stable output too
         }
         logger.debug("run: %s", shlex.join(argv))
+        # Its own session: Ctrl-C reaches dupctl only, which passes it on and waits, so that
+        # the command (duplicity, the installer) cleans up before dupctl exits.
+        process = subprocess.Popen(
+            [program, *argv[1:]],
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **extra} if extra else None,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                [program, *argv[1:]],
-                input=input.encode() if input is not None else None,
-                capture_output=True,
-                check=False,
-                timeout=timeout,
-                env={**os.environ, **extra} if extra else None,
+            stdout, stderr = process.communicate(
+                input.encode() if input is not None else None, timeout=timeout
             )
         except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.communicate()
             raise CommandFailed(f"{shlex.join(argv)} timed out after {timeout:g} s") from None
-        result = Result(done.returncode, decode(done.stdout), decode(done.stderr))
+        except KeyboardInterrupt:
+            os.killpg(process.pid, signal.SIGINT)
+            process.communicate()
+            raise
+        result = Result(process.returncode, decode(stdout), decode(stderr))
         if log is not None:
             log.write(result.output)
         if result.exit_code not in ok_codes:

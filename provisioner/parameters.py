@@ -8,6 +8,7 @@ import secrets
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from provisioner.errors import UsageError
 
@@ -99,13 +100,29 @@ def stack_parameters(
 
 
 def masked(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The parameters with the passcode hidden, for display."""
-    return {key: MASK if key == "passcode" else value for key, value in parameters.items()}
+    """The parameters for display: the passcode hidden, and the parts of a URL that are
+    credentials (user:password@) or a signature (a temporary URL's query)."""
+    return {
+        key: MASK if key == "passcode" else _masked_url(value) if key in URL_PARAMETERS else value
+        for key, value in parameters.items()
+    }
+
+
+URL_PARAMETERS = ("package_index", "wheelhouse_url")
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{MASK}@{parts.hostname or ''}" if parts.username or parts.password else parts.netloc
+    if parts.port and netloc.startswith(MASK):
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc, query=MASK if parts.query else ""))
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 URL = re.compile(r"https?://[!-~]{1,1016}")
-VERSION = re.compile(r"[0-9][0-9A-Za-z.+!-]{0,63}")
+# Canonical PEP 440 release versions (as the server's installer checks them).
+VERSION = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?")
 
 
 def agent_parameters(
@@ -141,6 +158,7 @@ def agent_parameters(
         if value is None:
             continue
         if not pattern.fullmatch(value):
-            raise UsageError(f"{option} {value!r} is not {expected}", f"check {option}")
+            shown = _masked_url(value) if name in URL_PARAMETERS else value
+            raise UsageError(f"{option} {shown!r} is not {expected}", f"check {option}")
         parameters[name] = value
     return parameters

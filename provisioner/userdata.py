@@ -1,7 +1,7 @@
 """The backup server's user-data (cloud-config), as embedded in the Heat templates.
 
 The templates stay self-contained without carrying the agent: the user-data holds the
-installer (agent/data/dupstack-install) and the pins it reads from Heat's parameters (the
+installer (agent/data/dupstack-install, gzipped) and the pins it reads from Heat's parameters (the
 dupstack release and its wheel's sha256, and where to fetch it); the agent, its locked
 dependencies and duplicity come from a package index at first boot. So the user-data stays a
 few KiB whatever the agent's size. Its comment lines (they explain the source, not the
@@ -10,6 +10,8 @@ server) are dropped.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import re
 from pathlib import Path
 
@@ -29,7 +31,7 @@ TOKENS = (
     "__DUPSTACK_WHEELHOUSE_URL__",
     "__DUPSTACK_WHEELHOUSE_SHA256__",
 )
-# Where cloud-init/user-data.yaml takes the installer (a line of its own in a block scalar).
+# Where cloud-init/user-data.yaml takes the installer (gz+b64, a write_files encoding).
 INSTALLER_MARKER = "AGENT_INSTALLER"
 # Nova refuses user_data over 65,535 bytes once base64-encoded; dupstack keeps far below.
 NOVA_USER_DATA_LIMIT = 65535
@@ -59,15 +61,15 @@ def strip_comments(cloud_config: str) -> str:
     return "".join(kept)
 
 
+def installer_gz_b64() -> str:
+    """The installer as cloud-init's gz+b64 (gzip without a timestamp: deterministic)."""
+    packed = gzip.compress(INSTALLER.read_bytes(), compresslevel=9, mtime=0)
+    return base64.b64encode(packed).decode()
+
+
 def render_user_data() -> str:
     """The cloud-config text with the installer inlined, Heat's str_replace tokens in place."""
     text = strip_comments(USER_DATA.read_text())
-    marker = re.search(rf"(?m)^( +){INSTALLER_MARKER}\n", text)
-    if marker is None or text.count(INSTALLER_MARKER) != 1:
-        raise ValueError(f"{USER_DATA}: {INSTALLER_MARKER} must appear once, on its own line")
-    indent = marker.group(1)
-    script = "".join(
-        f"{indent}{line}" if line.strip() else "\n"
-        for line in INSTALLER.read_text().splitlines(keepends=True)
-    )
-    return text[: marker.start()] + script + text[marker.end() :]
+    if text.count(INSTALLER_MARKER) != 1:
+        raise ValueError(f"{USER_DATA}: {INSTALLER_MARKER} must appear exactly once")
+    return text.replace(INSTALLER_MARKER, installer_gz_b64())

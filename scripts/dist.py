@@ -98,15 +98,17 @@ def _build(source: Path, out: Path, *kinds: str) -> None:
 
 
 def normalize_wheel(wheel: Path) -> None:
-    """Rewrite `wheel` with its entries sorted and dated ZIP_EPOCH (contents and modes kept;
-    RECORD's hashes are of the contents, so it stays true)."""
+    """Rewrite `wheel` with its entries sorted, dated ZIP_EPOCH and moded 0644 or 0755
+    (contents kept; RECORD's hashes are of the contents, so it stays true)."""
     with zipfile.ZipFile(wheel) as source:
         entries = [(info, source.read(info)) for info in source.infolist()]
     temporary = wheel.with_suffix(".tmp")
     with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as target:
         for info, data in sorted(entries, key=lambda entry: entry[0].filename):
             fixed = zipfile.ZipInfo(info.filename, ZIP_EPOCH)
-            fixed.external_attr, fixed.compress_type = info.external_attr, zipfile.ZIP_DEFLATED
+            executable = (info.external_attr >> 16) & 0o111
+            fixed.external_attr = (0o100755 if executable else 0o100644) << 16  # not the umask's
+            fixed.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(fixed, data)
     temporary.replace(wheel)
 

@@ -21,6 +21,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from packaging.markers import Marker
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "agent" / "data" / "server-requirements.txt"
 INDEX = "https://pypi.org/simple"
@@ -75,19 +77,53 @@ def write_lock() -> None:
     print(f"wrote {LOCK.relative_to(ROOT)} ({body.count('==')} packages)")
 
 
+def lock_for(python: str, arch: str, lock: str | None = None) -> str:
+    """The lock's entries that apply on CPython `python` (3.11) on Linux `arch`, markers
+    evaluated for that target: `pip download --python-version` would evaluate them for the
+    interpreter running it (pypa/pip#11010)."""
+    target = {
+        "python_version": python, "python_full_version": f"{python}.0",
+        "implementation_name": "cpython", "platform_python_implementation": "CPython",
+        "platform_machine": arch, "platform_system": "Linux", "sys_platform": "linux",
+        "os_name": "posix",
+    }  # fmt: skip
+    text = (lock if lock is not None else LOCK.read_text()).replace("\\\n", " ")
+    kept = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        requirement, _, hashes = line.partition(" --hash=")
+        name, _, marker = requirement.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate(target):
+            continue
+        kept.append(f"{name.strip()} --hash={hashes.strip()}")
+    return "\n".join(kept) + "\n"
+
+
+def download(python: str, arch: str, into: Path) -> int:
+    """Hash-checked wheels of the lock for one image into `into`; how many."""
+    with tempfile.TemporaryDirectory() as scratch:
+        requirements = Path(scratch) / "requirements.txt"
+        requirements.write_text(lock_for(python, arch))
+        tags = [f"--platform=manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28")]
+        subprocess.run(
+            [str(BIN / "pip"), "download", "--quiet", "--no-deps", "--require-hashes",
+             "--only-binary=:all:", *tags, "--python-version", python,
+             "--implementation", "cp", "--index-url", INDEX, "-r", str(requirements),
+             "-d", str(into)],
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+        )  # fmt: skip
+        return len(lock_for(python, arch).splitlines())
+
+
 def check_platforms() -> None:
     """A hash-checked wheel of every locked package exists for every accepted image."""
     for python, arch in PLATFORMS:
         with tempfile.TemporaryDirectory() as scratch:
-            tags = [f"--platform=manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28")]
-            subprocess.run(
-                [str(BIN / "pip"), "download", "--quiet", "--no-deps", "--require-hashes",
-                 "--only-binary=:all:", *tags, "--python-version", python,
-                 "--implementation", "cp", "--index-url", INDEX, "-r", str(LOCK), "-d", scratch],
-                check=True,
-                env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-            )  # fmt: skip
-            print(f"ok: Python {python} on {arch}: {len(os.listdir(scratch))} wheels")
+            count = download(python, arch, Path(scratch))
+            assert len(os.listdir(scratch)) == count, f"Python {python} on {arch}: wheels missing"
+            print(f"ok: Python {python} on {arch}: {count} wheels")
 
 
 def main() -> int:

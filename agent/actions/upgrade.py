@@ -2,9 +2,11 @@
 
 The release is installed beside the running one by the same installer cloud-init ran at first
 boot (agent/data/dupstack-install), pinned by version and sha256, into
-/opt/dupstack/releases/VERSION; only once it works does /opt/dupstack/current switch to it
-(one rename). Keys, inventory, chains, schedule and pinned host keys live in /etc and on the
-volume: an upgrade never touches them. A failed upgrade leaves the running release current.
+/opt/dupstack/releases/VERSION-SHA12; only once it runs does /opt/dupstack/current switch to
+it (one rename), and install.env then names it. A release kept from before (the previous one)
+is switched back to without fetching anything. Keys, inventory, chains, schedule and pinned
+host keys live in /etc and on the volume: an upgrade never touches them. A failed or
+interrupted upgrade leaves the running release current.
 """
 
 from __future__ import annotations
@@ -14,21 +16,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent import execute
-from agent.errors import CommandFailed, UsageError
-from agent.files import write_atomic
+from agent.errors import CommandFailed, DupstackError, UsageError
 from agent.paths import ServerPaths
 
 INSTALLER = Path(__file__).resolve().parents[1] / "data" / "dupstack-install"
-VERSION = re.compile(r"[0-9][0-9A-Za-z.+!-]*")
+# Canonical PEP 440 release versions, as pip names them (and as the installer checks).
+VERSION = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-URL = re.compile(r"https?://\S+")
 
 
 @dataclass(frozen=True)
 class Release:
-    """What to install; None: as in install.env (the index the server was booted with)."""
+    """What to install; None: as in install.env (the source the server was booted with)."""
 
     version: str
     sha256: str
@@ -37,23 +39,57 @@ class Release:
     wheelhouse_sha256: str | None = None
 
     def check(self) -> None:
-        """UsageError naming the option, before anything runs."""
-        checks = [
-            ("--version", self.version, VERSION, "a release version like 0.2.0"),
-            ("--sha256", self.sha256, SHA256, "the wheel's sha256 (64 lowercase hex digits)"),
-            ("--index-url", self.index_url, URL, "an http(s) URL"),
-            ("--wheelhouse-url", self.wheelhouse_url, URL, "an http(s) URL"),
-            ("--wheelhouse-sha256", self.wheelhouse_sha256, SHA256, "64 lowercase hex digits"),
-        ]
-        for option, value, pattern, expected in checks:
-            if value is not None and not pattern.fullmatch(value):
-                raise UsageError(f"{option} {value!r} is not {expected}")
+        """UsageError naming the option, before anything runs (a URL is never echoed)."""
+        if not VERSION.fullmatch(self.version):
+            raise UsageError(
+                f"--version {self.version!r} is not a release version like 0.2.0",
+                hint="give the canonical form, as on the package index",
+            )
+        for option, value in (
+            ("--sha256", self.sha256),
+            ("--wheelhouse-sha256", self.wheelhouse_sha256),
+        ):
+            if value is not None and not SHA256.fullmatch(value):
+                raise UsageError(f"{option} {value!r} is not a sha256 (64 lowercase hex digits)")
+        for option, url in (
+            ("--index-url", self.index_url),
+            ("--wheelhouse-url", self.wheelhouse_url),
+        ):
+            if url is not None:
+                _check_url(option, url)
         if (self.wheelhouse_url is None) != (self.wheelhouse_sha256 is None):
             raise UsageError("--wheelhouse-url and --wheelhouse-sha256 go together")
 
+    def settings(self) -> dict[str, str]:
+        """The installer's DUPSTACK_* for this release: given here, else install.env's; an
+        index given here drops the wheelhouse install.env names, and the other way round
+        the wheelhouse wins anyway."""
+        settings = {"DUPSTACK_VERSION": self.version, "DUPSTACK_SHA256": self.sha256}
+        if self.index_url is not None:
+            settings |= {"DUPSTACK_INDEX_URL": self.index_url, "DUPSTACK_WHEELHOUSE_URL": "",
+                         "DUPSTACK_WHEELHOUSE_SHA256": ""}  # fmt: skip
+        if self.wheelhouse_url is not None and self.wheelhouse_sha256 is not None:
+            settings |= {"DUPSTACK_WHEELHOUSE_URL": self.wheelhouse_url,
+                         "DUPSTACK_WHEELHOUSE_SHA256": self.wheelhouse_sha256}  # fmt: skip
+        return settings
+
+
+def _check_url(option: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise UsageError(f"{option} is not an http(s) URL", hint=f"check {option}")
+    if parts.username or parts.password or parts.query:
+        raise UsageError(
+            f"{option} holds a credential or a signature (user:password@ or ?...): on the "
+            "command line it would show in the process list and the shell history",
+            hint=f"put it in /etc/dupstack/install.env (root only) as "
+            f"DUPSTACK_{option.removeprefix('--').replace('-', '_').upper()}=... and run "
+            "dupctl upgrade without it",
+        )
+
 
 def installed_prefix() -> Path:
-    """/opt/dupstack when this dupctl runs from /opt/dupstack/releases/VERSION."""
+    """/opt/dupstack when this dupctl runs from /opt/dupstack/releases/NAME."""
     release = Path(sys.prefix)
     if release.parent.name != "releases" or not (release.parents[1] / "current").is_symlink():
         raise UsageError(
@@ -64,48 +100,36 @@ def installed_prefix() -> Path:
     return release.parents[1]
 
 
+def release_version(prefix: Path) -> str:
+    """The version of the current release (its folder is VERSION-SHA12)."""
+    return (prefix / "current").readlink().name.rsplit("-", 1)[0]
+
+
 def upgrade(paths: ServerPaths, release: Release, say: Callable[[str], None]) -> str:
-    """Install `release` beside the running one and make it current; the previous release."""
+    """Install `release` beside the running one and make it current; the previous version."""
     release.check()
     prefix = installed_prefix()
-    previous = (prefix / "current").readlink().name
-    settings = {
-        "DUPSTACK_VERSION": release.version,
-        "DUPSTACK_SHA256": release.sha256,
+    previous = release_version(prefix)
+    environment = {
+        **release.settings(),
         "DUPSTACK_PREFIX": str(prefix),
         "DUPSTACK_INSTALL_ENV": str(paths.install_env),
-        "DUPSTACK_INDEX_URL": release.index_url,
-        "DUPSTACK_WHEELHOUSE_URL": release.wheelhouse_url,
-        "DUPSTACK_WHEELHOUSE_SHA256": release.wheelhouse_sha256,
+        "DUPSTACK_RECORD": "1",
+        "DUPSTACK_RETRY_HINT": f"{previous} is still the running release; nothing else changed",
     }
-    given = {key: value for key, value in settings.items() if value is not None}
     say(f"dupctl upgrade: {previous} -> {release.version}")
-    done = execute.run(("sh", str(INSTALLER)), env=given, ok_codes=range(256))
+    done = execute.run(("sh", str(INSTALLER)), env=environment, ok_codes=execute.ANY_EXIT)
     output = done.output.strip().splitlines()
     for line in output:
         say(f"  {line}")
     if done.exit_code != 0:
-        failure = next(
-            (line for line in output if "install failed" in line), output[-1] if output else ""
-        )
+        failure = next((line for line in output if "install failed" in line), "")
         raise CommandFailed(
-            f"upgrade to {release.version} failed: {failure}",
+            f"upgrade to {release.version} failed: {failure or f'exit {done.exit_code}'}",
             hint=f"{previous} is still the running release; nothing else changed",
         )
-    _record(paths, given)
-    execute.run((str(prefix / "current" / "bin" / "dupctl"), "schedule", "apply", "--quiet"))
+    try:  # the new release's crontab (its renderer may differ)
+        execute.run((str(prefix / "current" / "bin" / "dupctl"), "schedule", "apply", "--quiet"))
+    except DupstackError as error:
+        say(f"warning: upgraded, but `dupctl schedule apply` failed: {error.message}")
     return previous
-
-
-def _record(paths: ServerPaths, given: dict[str, str]) -> None:
-    """install.env names the release now current (a rerun of dupstack-install keeps it)."""
-    current = {}
-    if paths.install_env.exists():
-        for line in paths.install_env.read_text().splitlines():
-            key, _, value = line.partition("=")
-            current[key] = value
-    keys = ("DUPSTACK_VERSION", "DUPSTACK_SHA256", "DUPSTACK_INDEX_URL",
-            "DUPSTACK_WHEELHOUSE_URL", "DUPSTACK_WHEELHOUSE_SHA256")  # fmt: skip
-    merged = {key: given.get(key, current.get(key, "")) for key in keys}
-    text = "".join(f"{key}={value}\n" for key, value in merged.items())
-    write_atomic(paths.install_env, text, 0o600)

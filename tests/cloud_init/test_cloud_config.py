@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import importlib.metadata
 import re
 import subprocess
@@ -111,13 +112,15 @@ def test_stack_env_tells_dupctl_the_volume_and_the_mode(tmp_path: Path) -> None:
 
 def test_the_installer_on_the_server_is_the_agents_own_byte_for_byte() -> None:
     entry = write_file(cloud_config(render_user_data()), "/usr/local/sbin/dupstack-install")
-    assert entry["content"] == INSTALLER.read_text()
+    assert entry["encoding"] == "gz+b64"  # cloud-init's own write_files encoding
+    assert gzip.decompress(base64.b64decode(entry["content"])) == INSTALLER.read_bytes()
     assert (entry["owner"], entry["permissions"]) == ("root:root", "0755")
 
 
 def test_no_agent_code_travels_in_the_user_data() -> None:
     config = cloud_config(render_user_data())
-    assert not [entry for entry in config["write_files"] if entry.get("encoding")]
+    encoded = [entry["path"] for entry in config["write_files"] if entry.get("encoding")]
+    assert encoded == ["/usr/local/sbin/dupstack-install"]
     # The installer and a page of cloud-config: the agent's size never shows here.
     assert len(render_user_data()) < len(INSTALLER.read_text()) + 4096
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import re
 import shutil
@@ -54,27 +55,34 @@ class PackageIndex:
 
     @contextlib.contextmanager
     def serve(self, inside: Callable[[Sequence[str]], list[str]]) -> Iterator[str]:
-        """http.server on 127.0.0.1:PORT, started through `inside` (argv -> argv run in a
-        network namespace); yields the index URL; stopped by PID."""
-        argv = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                str(self.root), str(PORT)]  # fmt: skip
-        server = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", "--", *inside(argv)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        connect = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), 1)"
-        probe = inside(["python3", "-c", connect])
-        deadline = time.monotonic() + 10
-        while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the package index did not start")
-            time.sleep(0.1)
-        try:
-            yield f"http://127.0.0.1:{PORT}/simple"
-        finally:
-            server.kill()
-            server.wait()
+        """The index, served through `inside` (see serve_folder); yields its URL."""
+        with serve_folder(self.root, inside) as base:
+            yield f"{base}/simple"
+
+
+@contextlib.contextmanager
+def serve_folder(root: Path, inside: Callable[[Sequence[str]], list[str]]) -> Iterator[str]:
+    """http.server for `root` on 127.0.0.1:PORT, started through `inside` (argv -> argv run
+    in a network namespace); yields the base URL; stopped by PID."""
+    argv = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root),
+            str(PORT)]  # fmt: skip
+    server = subprocess.Popen(
+        ["setpriv", "--pdeathsig", "KILL", "--", *inside(argv)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    connect = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), 1)"
+    probe = inside(["python3", "-c", connect])
+    deadline = time.monotonic() + 10
+    while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the HTTP server for {root} did not start")
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        server.kill()
+        server.wait()
 
 
 def user_data(template: Path, **values: str) -> str:
@@ -104,7 +112,9 @@ def write_files(config: dict[str, Any], root: Path) -> None:
         path = root / entry["path"].lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         content = entry["content"]
-        data = base64.b64decode(content) if entry.get("encoding") == "b64" else content.encode()
+        encoding = entry.get("encoding")
+        data = base64.b64decode(content) if encoding in ("b64", "gz+b64") else content.encode()
+        data = gzip.decompress(data) if encoding == "gz+b64" else data
         path.unlink(missing_ok=True)
         path.touch(mode=0o600)
         path.write_bytes(data)
