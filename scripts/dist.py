@@ -113,14 +113,14 @@ def normalize_wheel(wheel: Path) -> None:
     temporary.replace(wheel)
 
 
-def build_agent(out: Path, version: str | None = None, sdist: bool = False) -> Path:
+def build_agent(
+    out: Path, version: str | None = None, sdist: bool = False, source: Path = ROOT / "agent"
+) -> Path:
     """Build the dupstack-agent wheel (of `version`, default the project's) into `out`."""
     version = version or project_version()
     with tempfile.TemporaryDirectory() as scratch:
         stage = Path(scratch) / "dupstack-agent"
-        shutil.copytree(
-            ROOT / "agent", stage / "agent", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(source, stage / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         (stage / "pyproject.toml").write_text(agent_pyproject(version))
         _build(stage, out, "--wheel", *(("--sdist",) if sdist else ()))
     wheel = out / f"{AGENT_DIST.replace('-', '_')}-{version}-py3-none-any.whl"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -144,5 +146,42 @@ def test_the_agent_wheel_builds_reproducibly(tmp_path: Path) -> None:
 
     first = build_agent(tmp_path / "a")
     time.sleep(1.1)  # a clock that shows in the wheel would show here
-    second = build_agent(tmp_path / "b")
+    other = tmp_path / "other-checkout" / "agent"  # another clone: new mtimes, another umask
+    shutil.copytree(ROOT / "agent", other, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in other.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o020)
+        os.utime(path)
+    second = build_agent(tmp_path / "b", source=other)
     assert sha256(first) == sha256(second)
+
+
+def test_the_lock_is_complete_for_this_interpreter() -> None:
+    """Every dependency of every locked wheel (as `make deps` downloaded them for this
+    Python) is locked too, at a version it accepts: `pip install --no-deps` misses nothing."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    wheels = sorted((ROOT / ".cache" / "wheelhouse").glob("*.whl"))
+    assert len(wheels) > 20, "run `make deps`"
+    locked = {}
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        locked[canonicalize_name(name)] = Version(version)
+    for wheel in wheels:
+        if wheel.name.startswith("duplicity-"):
+            continue  # installed without its declared (cloud SDK) dependencies, by design
+        with zipfile.ZipFile(wheel) as archive:
+            [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            text = archive.read(metadata).decode()
+        for line in text.splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            requirement = Requirement(line.removeprefix("Requires-Dist:").strip())
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            name = canonicalize_name(requirement.name)
+            assert name in locked, f"{wheel.name} needs {requirement}, which is not locked"
+            assert requirement.specifier.contains(locked[name], prereleases=True), (
+                f"{wheel.name} needs {requirement}; the lock has {locked[name]}"
+            )
