@@ -6,7 +6,7 @@
     Command(bench.on_server(["dupctl", "backup", "web1", "--full"]), ...)
     release("fleet-a")                        # the last user closes the fleet
 
-The hosts are those of the tests (tests/support/fleet.py, tests/support/backup_fleet.py):
+The hosts are those of the tests (fleet/: the namespace hosts and fleet/backup.py):
 network and mount namespaces on this machine, each with its own real sshd; the backup server
 (`bs`, after `dupctl init`) has a loop-mounted ext4 volume at /mnt/vdb holding the chroots.
 Every tenant holds its own copy of the dataset at DATA (an overlay: the copy lands in the
@@ -31,8 +31,8 @@ from agent.paths import ServerPaths
 from agent.remote import remote_command
 from agent.repository import TENANT_ARCHIVE_DIR, tenant_repository
 from bench.dataset import Dataset
-from tests.support.backup_fleet import backup_server, ok, tenant
-from tests.support.fleet import HOST_ENV, Fleet, Host
+from fleet import HOST_ENV, Fleet, Host
+from fleet.backup import backup_server, ok, tenant
 
 DATA = "/home/bench"  # each tenant's copy of the dataset: the one path of its selection
 BACKUPS = "/mnt/vdb/hosts/dup-{}/backups"  # a host's sets on the server (inside its chroot)

@@ -1,9 +1,25 @@
-"""Typed errors of the provisioner. The base classes are the agent's (one definition):
-each error carries one clear line and a hint for the CLI to print."""
+"""Typed errors of the provisioner: each carries one clear line, a hint for the CLI to print,
+and its exit code (README: Commands). The provisioner runs on the user's machine and imports
+nothing of the agent (the server's package), so its error base is its own."""
 
-from agent.errors import DupstackError, UsageError
+from __future__ import annotations
 
-__all__ = ["CloudError", "DupstackError", "NotFound", "StackFailed", "Timeout", "UsageError"]
+
+class DupstackError(Exception):
+    """An error the user can act on; `hint` says what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(DupstackError):
+    """Bad command-line input."""
+
+    exit_code = 2
 
 
 class CloudError(DupstackError):

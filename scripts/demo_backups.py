@@ -1,7 +1,7 @@
 """Demo: the backup server backs up two tenant hosts and restores an earlier version.
 
 Each host is a network namespace with its own mount namespace and a real sshd (the test
-fleet, tests/support/fleet.py); the backup server has a loop device as its volume. Real
+fleet, fleet/); the backup server has a loop device as its volume. Real
 duplicity, real gpg, real SFTP; everything is removed at the end.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.backup_fleet import backup_server, tenant, write_tree  # noqa: E402
-from tests.support.fleet import Fleet, Host  # noqa: E402
+from fleet import Fleet, Host  # noqa: E402
+from fleet.backup import backup_server, tenant, write_tree  # noqa: E402
 
 
 def banner(text: str) -> None:

@@ -28,9 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fleet import boot  # noqa: E402
 from provisioner.render import RESTORE_TEMPLATE, TEMPLATE  # noqa: E402
 from scripts.dist import build_agent, project_version  # noqa: E402
-from tests.support import boot  # noqa: E402
 
 PASSCODE = "demo passcode: keep it safe!"
 VOLUME_ID = "d3m0d3m0-0000-4000-8000-000000000001"

@@ -1,4 +1,4 @@
-"""What the backup and status tests add to tests/support/backup_fleet.py (backup_server...).
+"""What the backup and status tests add to fleet/backup.py (backup_server...).
 
 bs = backup_server(fleet)
 web1 = tenant(fleet, "web1")          # /home/app backed up, host added
@@ -14,9 +14,9 @@ from agent.duplicity.common import Repository
 from agent.duplicity.restore import restore_command
 from agent.host_passphrase import host_passphrase
 from agent.remote import EXPORT_FIRST_LINE
-from tests.support import backup_fleet as shared
-from tests.support.backup_fleet import dupctl
-from tests.support.fleet import Fleet, Host
+from fleet import Fleet, Host
+from fleet import backup as shared
+from fleet.backup import dupctl
 
 DATA = "/home/app"  # overlaid in each host: writes stay in the fleet's folder
 

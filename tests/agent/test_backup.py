@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from fleet import Fleet, Host
+from fleet.backup import BACKUPS, backup_server
 from tests.agent.backup_fleet import (
     DATA,
     dupctl,
@@ -24,8 +26,6 @@ from tests.agent.backup_fleet import (
     tenant,
     write_files,
 )
-from tests.support.backup_fleet import BACKUPS, backup_server
-from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from fleet import Fleet, Host, _pids_in_netns
+from fleet.backup import BACKUPS, backup_server, set_host_options
 from tests.agent.backup_fleet import (
     dupctl,
     restore,
@@ -25,8 +27,6 @@ from tests.agent.backup_fleet import (
     tenant,
     write_files,
 )
-from tests.support.backup_fleet import BACKUPS, backup_server, set_host_options
-from tests.support.fleet import Fleet, Host, _pids_in_netns
 
 pytestmark = pytest.mark.root
 

@@ -14,7 +14,8 @@ import pytest
 
 from agent.host_passphrase import host_passphrase
 from agent.keys.escrow import README_TEXT
-from tests.support.backup_fleet import (
+from fleet import Fleet, Host
+from fleet.backup import (
     PASSCODE,
     backup_server,
     dupctl,
@@ -23,7 +24,6 @@ from tests.support.backup_fleet import (
     tree,
     write_tree,
 )
-from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 DOC = Path(__file__).resolve().parents[2] / "docs" / "disaster-recovery.md"

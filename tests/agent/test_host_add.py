@@ -18,7 +18,7 @@ import yaml
 
 from agent.hostsetup.tenant import sftp_probe_argv
 from agent.repository import TENANT_KEY
-from tests.support.fleet import Fleet, Host
+from fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 BS_KEY = "/etc/duplicity/ssh/id_ed25519"

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from fleet import HOST_ENV, Fleet, Host, boot
+from fleet.backup import PASSCODE, SERVER_KEY, dupctl, ok
 from provisioner.render import TEMPLATE
 from scripts.dist import build_agent, project_version
 from tests.agent.backup_fleet import DATA, snapshot, write_files
 from tests.agent.backup_fleet import tenant as add_tenant
-from tests.support import boot
-from tests.support.backup_fleet import PASSCODE, SERVER_KEY, dupctl, ok
-from tests.support.fleet import HOST_ENV, Fleet, Host
 
 pytestmark = pytest.mark.root
 N = project_version()

@@ -22,7 +22,7 @@ from agent.errors import (
     RemoteCommandFailed,
 )
 from agent.execute import Result
-from tests.support.fleet import Fleet, Host
+from fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 SECRET = "pass phrase with 'quotes', $dollars; and `ticks`"

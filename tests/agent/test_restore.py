@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.backup_fleet import (
+from fleet import Fleet, Host
+from fleet.backup import (
     AWKWARD,
     BACKUPS,
     backup_server,
@@ -28,7 +29,6 @@ from tests.support.backup_fleet import (
     tree,
     write_tree,
 )
-from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 APP = "/opt/app"

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host
+from fleet.backup import backup_server, dupctl, ok, set_host_options
 from tests.agent.backup_fleet import status, tenant
-from tests.support.backup_fleet import backup_server, dupctl, ok, set_host_options
-from tests.support.fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host
 
 pytestmark = pytest.mark.root
 CRONTAB = "/etc/cron.d/dupstack-hosts"

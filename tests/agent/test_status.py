@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from agent.actions.status import interval
+from fleet import Fleet, Host
+from fleet.backup import backup_server
 from tests.agent.backup_fleet import dupctl, tenant
-from tests.support.backup_fleet import backup_server
-from tests.support.fleet import Fleet, Host
 
 pytestmark = pytest.mark.root
 

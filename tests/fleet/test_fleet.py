@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import CHECKOUT, Fleet, Host
+from fleet import CHECKOUT, Fleet, Host
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_close_leaves_nothing_behind(fails: bool) -> None:
 KILLED_RUN = """
 import json, os, signal
 from pathlib import Path
-from tests.support.fleet import Fleet
+from fleet import Fleet
 fleet = Fleet()
 bs = fleet.add_host("bs", volume=fleet.dir / "vdb.img")
 bs.start_sshd()

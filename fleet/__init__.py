@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[1]
 VENV_BIN = CHECKOUT / ".venv" / "bin"
 SUBNET = "10.77.0"
 OVERLAID = ("/etc", "/root", "/home", "/var", "/opt", "/usr/local")

@@ -26,7 +26,7 @@ import yaml
 
 from provisioner.render import load_source
 
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[1]
 WHEELHOUSE = CHECKOUT / ".cache" / "wheelhouse"  # `make deps`: the lock for this platform
 PORT = 8080
 

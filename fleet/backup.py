@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.fleet import Fleet, Host
+from fleet import Fleet, Host
 
 PASSCODE = "correct horse battery staple: 'single' \"double\""
 SERVER_KEY = "/etc/duplicity/ssh/id_ed25519"
