@@ -38,7 +38,11 @@ def open_keyring(home: Path) -> gnupg.GPG:
     if not conf.exists():
         conf.write_text(AGENT_CONF)
     # Reading keys must not rewrite the trust database: a rerun of init changes nothing.
-    return gnupg.GPG(gnupghome=str(home), options=["--no-auto-check-trustdb"])
+    # Never a pinentry (there is no terminal): gpg itself answers the agent's passphrase
+    # questions, which keeps key generation from failing "Inappropriate ioctl for device".
+    return gnupg.GPG(
+        gnupghome=str(home), options=["--no-auto-check-trustdb", "--pinentry-mode", "loopback"]
+    )
 
 
 def stop_agent(home: Path) -> None:

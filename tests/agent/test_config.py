@@ -312,3 +312,34 @@ def test_concurrent_saves_lose_no_host(paths: ServerPaths) -> None:
     for thread in threads:
         thread.join()
     assert sorted(load_inventory(paths).hosts) == sorted(["first", *names])
+
+
+@pytest.mark.parametrize(
+    ("hooks", "expected"),
+    [
+        (
+            "{before: [pg_dumpall]}",
+            "hosts.a.hooks.before[0]: expected a command as a list of words",
+        ),
+        ("{before: [[]]}", "hosts.a.hooks.before[0]: expected a command as a list of words"),
+        ("{after: [[true]]}", "hosts.a.hooks.after: unknown key 'after' (did you mean"),
+        ("{always: [[true, 3]]}", "hosts.a.hooks.always[0][1]: expected"),
+        ("[[true]]", "hosts.a.hooks: expected a mapping with the keys before, after_success"),
+    ],
+)
+def test_hooks_are_commands_as_word_lists(paths: ServerPaths, hooks: str, expected: str) -> None:
+    text = f"server: {{address: bs}}\nhosts:\n  a:\n    address: 10.0.0.9\n    hooks: {hooks}\n"
+    lines = problems(paths, text)
+    assert any(expected in line for line in lines), lines
+
+
+def test_hooks_merge_phase_by_phase_over_the_defaults(paths: ServerPaths) -> None:
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(
+        "server: {address: bs}\n"
+        "defaults: {hooks: {before: [[dump, all]], always: [[notify]]}}\n"
+        "hosts:\n  a: {address: 10.0.0.9, hooks: {before: [[dump, a]]}}\n"
+    )
+    hooks = load_inventory(paths).host("a").hooks
+    assert hooks["before"] == (("dump", "a"),) and hooks["always"] == (("notify",),)
+    assert hooks["after_success"] == ()
