@@ -322,7 +322,7 @@ def test_concurrent_saves_lose_no_host(paths: ServerPaths) -> None:
             "hosts.a.hooks.before[0]: expected a command as a list of words",
         ),
         ("{before: [[]]}", "hosts.a.hooks.before[0]: expected a command as a list of words"),
-        ("{after: [[true]]}", "hosts.a.hooks.after: unknown key 'after' (did you mean"),
+        ("{after: [[true]]}", "hosts.a.hooks.after: unknown key 'after'"),
         ("{always: [[true, 3]]}", "hosts.a.hooks.always[0][1]: expected"),
         ("[[true]]", "hosts.a.hooks: expected a mapping with the keys before, after_success"),
     ],
