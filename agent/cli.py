@@ -92,6 +92,7 @@ def _host_add_command(args: argparse.Namespace, paths: ServerPaths) -> int:
         paths=tuple(args.paths) if args.paths else None,
         excludes=tuple(args.excludes) if args.excludes else None,
         host_key=host_key,
+        accept_new_host_key=args.accept_new_host_key,
         install=args.install,
         server_address=args.server_address,
     )
@@ -260,6 +261,12 @@ def _add_host_commands(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="the host's SSH public key (e.g. its ssh_host_ed25519_key.pub): pin this one, "
         "replacing any pin (default: pin the key it offers the first time)",
+    )
+    add.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="when the host's address changes: pin the key it offers at the new one (shown "
+        "first without this flag)",
     )
     add.add_argument(
         "--install",

@@ -8,6 +8,7 @@ import os
 import pwd
 import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent.config.load import HostConfig
 from agent.paths import ServerPaths
@@ -39,13 +40,12 @@ def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
     return names
 
 
-def reseal(paths: ServerPaths, host: HostConfig) -> int:
-    """Give sealed files the account's current group (a re-added host gets a new gid, and
-    files of the old one would be unreadable to it); how many changed."""
-    gid = pwd.getpwnam(host.sftp_user).pw_gid
+def reseal(folder: Path, gid: int) -> int:
+    """Give the sealed files in a host's `folder` its account's group `gid` (a re-added host
+    gets a new gid; files of the old one would be unreadable to it); how many changed."""
     changed = 0
     try:
-        entries = list(os.scandir(backups_dir(paths, host)))
+        entries = list(os.scandir(folder))
     except FileNotFoundError:
         return 0
     for entry in entries:

@@ -42,6 +42,7 @@ class HostRequest:
     paths: tuple[str, ...] | None = None
     excludes: tuple[str, ...] | None = None
     host_key: str | None = None  # an OpenSSH public key line: pin this one
+    accept_new_host_key: bool = False  # at a changed address: pin the key it offers
     install: bool = False  # install duplicity on the host if it lacks it
     server_address: str | None = None  # how hosts reach this server (inventory's by default)
 
@@ -91,7 +92,14 @@ def add_host(
         inventoried.setting("user", request.user),
         inventoried.setting("port", request.port),
     )
-    pin_host_key(ssh, target, request.host_key, report)
+    old_address = inventoried.own.get("address")
+    moved_from = (
+        remote.Target(request.name, old_address, target.user, target.port)
+        if old_address and old_address != request.address
+        else None
+    )
+    pin_host_key(ssh, target, request.host_key, report, moved_from=moved_from,
+                 accept_new=request.accept_new_host_key)  # fmt: skip
     account = sftp_account(request.name)
     with remote.session(ssh, target) as tenant:
         ensure_duplicity(tenant, request.install, report)

@@ -14,6 +14,7 @@ from agent.files import write_atomic
 from agent.hostsetup.keys import same_key
 from agent.paths import ServerPaths
 from agent.report import Report
+from agent.sealing import reseal
 
 SFTP_GROUP = "dupstack-sftp"
 
@@ -62,6 +63,8 @@ def ensure_account(paths: ServerPaths, account: str, public_key: str, report: Re
         changes.append(f"user {account}")
     gid = grp.getgrnam(account).gr_gid
     chroot = paths.hosts_dir / account
+    if resealed := reseal(chroot / "backups", gid):  # a re-added host: its gid is new
+        changes.append(f"{resealed} sealed file(s) given group {account}")
     for directory, group, mode in (
         (paths.hosts_dir, 0, 0o755),
         (chroot, 0, 0o755),  # sshd requires a root-owned chroot nobody else may write

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import remote
+from agent.errors import HostKeyRejected
 from agent.files import write_atomic
 from agent.report import Report
 
@@ -45,8 +46,20 @@ def ensure_server_key(ssh: remote.Ssh, report: Report) -> None:
     report.step("server key", f"{ssh.key_file} made: authorize it on each host: {public}", True)
 
 
-def pin_host_key(ssh: remote.Ssh, target: remote.Target, given: str | None, report: Report) -> None:
-    """Pin the host's SSH key: the one given, else the pinned one, else the one it offers."""
+def pin_host_key(
+    ssh: remote.Ssh,
+    target: remote.Target,
+    given: str | None,
+    report: Report,
+    *,
+    moved_from: remote.Target | None = None,
+    accept_new: bool = False,
+) -> None:
+    """Pin the host's SSH key: the one given, else the pinned one, else the one it offers.
+
+    A host that was pinned at another address (`moved_from`) offers its key at the new one
+    only to be shown: it is pinned with --host-key or --accept-new-host-key (HostKeyRejected
+    otherwise, nothing changed), and the old address's pin goes."""
     pinned = remote.pinned_key(ssh, target)
     if given is not None:
         key = remote.parse_public_key(given)
@@ -56,8 +69,20 @@ def pin_host_key(ssh: remote.Ssh, target: remote.Target, given: str | None, repo
     else:
         key = remote.scan_host_key(target, ssh.connect_timeout)
         how = f"first seen: check it on {target.name}'s console"
+        if moved_from is not None and remote.pinned_key(ssh, moved_from) is not None:
+            if not accept_new:
+                raise HostKeyRejected(
+                    f"{target.name} moves from {moved_from.address} to {target.address}, where "
+                    f"it offers SSH host key {key.fingerprint}: not pinned yet",
+                    hint=f"check that key on {target.name}'s console, then rerun with "
+                    "--accept-new-host-key (or --host-key FILE with the key from the console)",
+                )
+            how = f"accepted at the new address (was {moved_from.address})"
     changed = pinned is None or remote.public_key_line(pinned) != remote.public_key_line(key)
-    if changed:
-        old = ssh.known_hosts.read_text() if ssh.known_hosts.exists() else ""
-        write_atomic(ssh.known_hosts, remote.pinned_lines(old, target, key), 0o600)
+    old = ssh.known_hosts.read_text() if ssh.known_hosts.exists() else ""
+    pins = remote.pinned_lines(old, target, key)
+    if moved_from is not None:
+        pins = remote.pinned_lines(pins, moved_from, None)
+    if pins != old:
+        write_atomic(ssh.known_hosts, pins, 0o600)
     report.step("host key", f"{key.fingerprint} ({how})", changed)

@@ -7,6 +7,7 @@ added once; other tests add hosts of their own, so each reads as a stand-alone s
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -18,7 +19,7 @@ import yaml
 
 from agent.hostsetup.tenant import sftp_probe_argv
 from agent.repository import TENANT_KEY
-from fleet import Fleet, Host
+from fleet import SUBNET, Fleet, Host
 
 pytestmark = pytest.mark.root
 BS_KEY = "/etc/duplicity/ssh/id_ed25519"
@@ -256,7 +257,9 @@ def test_no_secret_appears_in_any_command_line(fleet: Fleet, bs: Host, added) ->
     run = subprocess.Popen(bs.keeper.nsenter(argv), stdout=subprocess.PIPE, text=True)
     command_lines: set[bytes] = set()
     while run.poll() is None:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        for cmdline in (
+            Path("/proc") / pid / "cmdline" for pid in os.listdir("/proc") if pid.isdigit()
+        ):
             try:
                 command_lines.add(cmdline.read_bytes())
             except OSError:
@@ -298,3 +301,52 @@ def test_removing_a_host_keeps_its_backups_unless_purged(fleet: Fleet, bs: Host,
     purged = dupctl(bs, "host", "remove", "gone", "--purge", "--yes")
     assert purged.returncode == 0, purged.stderr
     assert not bs.path(f"{HOSTS}/dup-gone").exists()
+
+
+def test_an_address_change_shows_the_new_key_before_pinning_it(
+    fleet: Fleet, bs: Host, added
+) -> None:
+    web2 = fleet.hosts["web2"]
+    moved = f"{SUBNET}.99"
+    web2.run(["ip", "addr", "add", f"{moved}/24", "dev", "eth0"])
+    known = bs.path("/etc/duplicity/ssh/known_hosts")
+    before = (known.read_text(), bs.path("/etc/duplicity/dupstack.yaml").read_text())
+    refused = dupctl(bs, "host", "add", "web2", "--address", moved)
+    assert refused.returncode == 9
+    assert (
+        f"web2 moves from {web2.address} to {moved}, where it offers SSH host key "
+        f"{fingerprint(web2)}: not pinned yet"
+    ) in refused.stderr
+    assert "rerun with --accept-new-host-key" in refused.stderr
+    assert (known.read_text(), bs.path("/etc/duplicity/dupstack.yaml").read_text()) == before
+    accepted = dupctl(bs, "host", "add", "web2", "--address", moved, "--accept-new-host-key")
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"(accepted at the new address (was {web2.address}))" in accepted.stdout
+    assert inventory(bs)["hosts"]["web2"]["address"] == moved
+    pins = [line.split()[0] for line in known.read_text().splitlines()]
+    assert moved in pins and web2.address not in pins  # the old address's pin is gone
+    again = dupctl(bs, "host", "add", "web2", "--address", moved)
+    assert (
+        again.returncode == 0 and again.stdout.splitlines()[-1] == "host add web2: nothing changed"
+    )
+
+
+def test_a_re_added_host_gets_its_sealed_files_back_under_its_new_group(
+    fleet: Fleet, bs: Host, added
+) -> None:
+    back = tenant(fleet, "back")
+    assert add(bs, back).returncode == 0
+    sealed = f"{HOSTS}/dup-back/backups/duplicity-full.20260101T000000Z.manifest.gpg"
+    bs.run(["sh", "-c", f"echo manifest > {sealed} && chown root:dup-back {sealed} && "
+            f"chmod 0440 {sealed}"])  # fmt: skip
+    old_gid = bs.path(sealed).stat().st_gid
+    assert dupctl(bs, "host", "remove", "back").returncode == 0
+    bs.run(["groupadd", "--system", "--gid", str(old_gid), "squatter"])  # the old gid is taken
+    readded = add(bs, back)
+    assert readded.returncode == 0, readded.stderr
+    assert "1 sealed file(s) given group dup-back" in readded.stdout
+    new_gid = int(bs.run(["getent", "group", "dup-back"]).stdout.split(":")[2])
+    assert new_gid != old_gid and bs.path(sealed).stat().st_gid == new_gid
+    read = sftp(back, bs, "dup-back", f"get /backups/{Path(sealed).name} /tmp/got")
+    assert read.returncode == 0, read.stderr
+    assert back.path("/tmp/got").read_text() == "manifest\n"

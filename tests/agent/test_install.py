@@ -11,6 +11,7 @@ project's version) and N+1. The tests run in order, as a story.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import tarfile
@@ -44,7 +45,9 @@ class ArgvSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            for cmdline in (
+                Path("/proc") / pid / "cmdline" for pid in os.listdir("/proc") if pid.isdigit()
+            ):
                 try:
                     self.seen.add(
                         cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
