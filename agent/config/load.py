@@ -1,4 +1,4 @@
-"""The inventory /etc/duplicity/dupstack.yaml: read, validate, merge defaults, rewrite.
+"""The inventory /etc/duplicity/dupstack.yaml: read, validate, merge defaults, edit in place.
 
 Every problem becomes one line naming the file, the line (when known), the key path
 (`hosts.web1.paths[1]`) and what was expected; the schema is agent/config/schema.json.
@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import fcntl
 import functools
+import io
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from agent.duplicity.common import is_inside
 from agent.errors import ConfigError, UnknownHost
@@ -120,8 +123,9 @@ def save_host(
     """Add or replace the host `host_settings["name"]`, keeping every other host and defaults.
 
     Keys absent from `host_settings` come from `defaults`. `server` (address, port) sets the
-    server section; it is required when the file does not exist yet. The whole result is
-    validated before the file is replaced (atomically, 0600 root).
+    server section; it is required when the file does not exist yet. The file is edited
+    round-trip: comments, order and layout of everything else stay as the operator wrote
+    them. The result is validated before the file is replaced (atomically, 0600 root).
     """
     settings = dict(host_settings)
     name = settings.pop("name")
@@ -130,18 +134,21 @@ def save_host(
         if file.exists():
             document, node = _read(file)
             _inventory(document, file, node)  # never rewrite a file that is already wrong
+            data = _ROUND_TRIP.load(file.read_text())
         elif server is None:
             raise ConfigError(
                 f"{file} does not exist and no server address was given",
                 hint="give the address tenant hosts use to reach this server",
             )
         else:
-            document = {"server": {}, "hosts": {}}
+            data = CommentedMap(server=CommentedMap(), hosts=CommentedMap())
+            data.yaml_set_start_comment(HEADER)
         if server is not None:
-            document["server"] = dict(server)
-        document.setdefault("hosts", {})[name] = settings
-        inventory = _inventory(document, file)
-        _write(file, document)
+            _replace_items(data, "server", server)
+        if not isinstance(data.get("hosts"), CommentedMap):
+            data["hosts"] = CommentedMap()
+        _replace_items(data["hosts"], name, settings)
+        inventory = _write(file, data)
     return inventory.hosts[name]
 
 
@@ -151,8 +158,41 @@ def remove_host(paths: ServerPaths, name: str) -> None:
     with _locked(file):
         document, node = _read(file)
         _inventory(document, file, node).host(name)
-        del document["hosts"][name]
-        _write(file, document)
+        data = _ROUND_TRIP.load(file.read_text())
+        del data["hosts"][name]
+        _write(file, data)
+
+
+HEADER = (
+    "dupstack inventory (schema: agent/config/schema.json). dupctl host add/remove edit this\n"
+    "file in place: your comments and order are kept."
+)
+_ROUND_TRIP = YAML(typ="rt")
+_ROUND_TRIP.width = 100
+
+
+def _replace_items(parent: CommentedMap, key: str, values: Mapping[str, Any]) -> None:
+    """`parent[key]` holds exactly `values` afterwards; keys it keeps keep their comments."""
+    current = parent.get(key)
+    if not isinstance(current, CommentedMap):
+        parent[key] = CommentedMap(values)
+        return
+    for old in [old for old in current if old not in values]:
+        del current[old]
+    for item, value in values.items():
+        if current.get(item) != value:
+            current[item] = value
+
+
+def _write(file: Path, data: CommentedMap) -> Inventory:
+    """Validate what `data` would write (as data: the caller's values, not the file's lines),
+    then replace `file` with it."""
+    stream = io.StringIO()
+    _ROUND_TRIP.dump(data, stream)
+    text = stream.getvalue()
+    inventory = _inventory(yaml.safe_load(text), file)
+    write_atomic(file, text, mode=0o600)
+    return inventory
 
 
 @functools.cache
@@ -171,17 +211,6 @@ def _locked(file: Path) -> Iterator[None]:
     with open(file.with_name(f".{file.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def _write(file: Path, document: Mapping[str, Any]) -> None:
-    # Rewritten from data: comments and formatting of a hand-edited file are not kept.
-    ordered = {key: document[key] for key in ("server", "defaults", "hosts") if key in document}
-    text = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    header = (
-        "# dupstack inventory (schema: agent/config/schema.json).\n"
-        "# dupctl host add/remove rewrite this file: comments here are not kept.\n"
-    )
-    write_atomic(file, header + text, mode=0o600)
 
 
 def _read(file: Path) -> tuple[Any, yaml.Node | None]:

@@ -343,3 +343,31 @@ def test_hooks_merge_phase_by_phase_over_the_defaults(paths: ServerPaths) -> Non
     hooks = load_inventory(paths).host("a").hooks
     assert hooks["before"] == (("dump", "a"),) and hooks["always"] == (("notify",),)
     assert hooks["after_success"] == ()
+
+
+def test_edits_keep_the_operators_comments_and_order(paths: ServerPaths) -> None:
+    paths.config_file.parent.mkdir(parents=True)
+    commented = (
+        "# our backup inventory: ask ops before editing\n"
+        "server:\n  address: 192.168.254.10   # the backup server's private address\n"
+        "hosts:\n"
+        "  zeta:\n    address: 10.0.0.9   # legacy box\n    paths: [/srv]\n"
+        "  alpha:\n    address: 10.0.0.5\n    # nightly dumps land here\n"
+        "    paths: [/etc, /var/backups]\n"
+        "  gone:\n    address: 10.0.0.7\n"
+    )
+    paths.config_file.write_text(commented)
+    save_host(paths, {"name": "mid", "address": "10.0.0.8"})
+    save_host(paths, {"name": "alpha", "address": "10.0.0.50", "paths": ["/etc", "/var/backups"]})
+    remove_host(paths, "gone")
+    text = paths.config_file.read_text()
+    for comment in ("# our backup inventory: ask ops before editing",
+                    "# the backup server's private address", "# legacy box",
+                    "# nightly dumps land here"):  # fmt: skip
+        assert comment in text, text
+    assert [line.strip() for line in text.splitlines() if line.startswith("  ") and
+            line.strip().endswith(":") and not line.startswith("   ")] == [
+        "zeta:", "alpha:", "mid:",
+    ]  # fmt: skip
+    assert "gone" not in text and "10.0.0.50" in text and "paths: [/srv]" in text
+    assert list(load_inventory(paths).hosts) == ["zeta", "alpha", "mid"]
