@@ -101,6 +101,7 @@ class Local:
             stderr=subprocess.PIPE,
             env={**os.environ, **extra} if extra else None,
             start_new_session=True,
+            umask=0o077 if secret is not None else -1,  # duplicity's cache: root's alone
         )
         try:
             stdout, stderr = process.communicate(

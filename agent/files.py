@@ -63,3 +63,16 @@ def shred(path: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     path.unlink()
+
+
+def lock_down_modes(top: Path) -> None:
+    """Take group and other permissions off everything under `top` (owners kept); nothing if
+    it does not exist."""
+    if not top.exists():
+        return
+    for directory, _subdirs, files in os.walk(top):
+        for name in [directory, *(os.path.join(directory, f) for f in files)]:
+            if not os.path.islink(name):
+                mode = os.stat(name).st_mode & 0o7777
+                if mode & 0o077:
+                    os.chmod(name, mode & 0o7700)

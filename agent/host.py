@@ -13,7 +13,8 @@ from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.common import Repository, Selection
 from agent.duplicity.exit_codes import interpret
 from agent.errors import NotInBackup
-from agent.execute import ANY_EXIT, Result
+from agent.execute import ANY_EXIT, Result, Runner
+from agent.files import lock_down_modes
 from agent.host_passphrase import read_host_passphrase
 from agent.paths import ServerPaths
 from agent.repository import backups_dir, server_repository, tenant_repository
@@ -72,8 +73,17 @@ class HostContext:
             volume=self.paths.mount_point,
         )
 
+    def private_caches(self, tenant: Runner | None = None) -> None:
+        """duplicity's caches (plaintext manifests and signatures) root's alone, here and on
+        the host: what an earlier run or release left readable is closed before this one."""
+        lock_down_modes(Path(self.here.archive_dir))
+        if tenant is not None:
+            tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
+            tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))
+
     def run_here(self, argv: tuple[str, ...]) -> str:
         """duplicity on this server with the host's passphrase; its stdout (errors raised)."""
+        self.private_caches()
         done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT)
         self.check(done)
         return done.stdout

@@ -39,8 +39,10 @@ from agent.paths import ServerPaths
 
 logger = logging.getLogger(__name__)
 
-# Reads the first stdin line into PASSPHRASE, then runs "$@" (the argv) with it exported.
-EXPORT_FIRST_LINE = 'IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
+# Reads the first stdin line into PASSPHRASE, then runs "$@" (the argv) with it exported,
+# under umask 077: what it writes (duplicity's cache of plaintext manifests and signatures,
+# which name every file and can reveal small ones) is root's alone.
+EXPORT_FIRST_LINE = 'umask 077 && IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
 
 
 class HostAddress(Protocol):

@@ -186,6 +186,7 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
     assert tenant is not None
     host, paths = context.host, context.paths
     _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
+    context.private_caches(tenant)
     if leftovers := unsealed(paths, host):
         say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
         cleanup = cleanup_command(context.here)

@@ -70,6 +70,7 @@ def restore(
         with remote.session(ssh, sets.host) as host:
             if host.run(checked, ok_codes=(0, 1)).exit_code:
                 raise refused
+            sets.private_caches(host)
             done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
             sets.check(done)
     say(f"restored {what} to {shlex.quote(target)} {where}")

@@ -29,6 +29,7 @@ def verify(
     sets = open_host(paths, name)
     argv = verify_command(sets.on_host, sets.selection, compare_data=compare_data, time=time)
     with remote.session(ssh, sets.host) as host:
+        sets.private_caches(host)
         done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
     lines = done.stdout.splitlines()
     differences = [line.removeprefix(DIFFERENCE) for line in lines if line.startswith(DIFFERENCE)]

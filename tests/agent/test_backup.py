@@ -120,7 +120,7 @@ def test_no_secret_in_any_command_line_log_or_status(fleet: Fleet, bs: Host) -> 
     run = subprocess.Popen(bs.keeper.nsenter(argv), stdout=subprocess.PIPE, text=True)
     command_lines: set[bytes] = set()
     while run.poll() is None:  # the fleet shares this machine's PID namespace
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        for cmdline in (Path("/proc") / p / "cmdline" for p in os.listdir("/proc") if p.isdigit()):
             try:
                 command_lines.add(cmdline.read_bytes())
             except OSError:
@@ -144,3 +144,31 @@ def test_hosts_must_be_named(bs: Host) -> None:
     unknown = dupctl(bs, "backup", "nope")
     assert unknown.returncode == 2
     assert "no host 'nope'" in unknown.stderr
+
+
+def open_modes(root: Path) -> list[str]:
+    """Everything under `root` that group or others may read, write or enter."""
+    return [
+        f"{oct(path.lstat().st_mode & 0o777)} {path}"
+        for path in [root, *root.rglob("*")]
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+
+
+def test_duplicitys_caches_are_root_only_here_and_on_the_host(fleet: Fleet, bs: Host) -> None:
+    web1 = fleet.hosts["web1"]
+    host_cache, server_cache = web1.path("/var/cache/dupstack"), bs.path("/var/cache/dupstack")
+    ok_run = dupctl(bs, "status")  # reads the sets here: duplicity fills the server's cache
+    assert ok_run.returncode == 0, ok_run.stderr
+    assert any(host_cache.rglob("*.manifest")) and any(server_cache.rglob("*"))
+    assert open_modes(host_cache) == [] and open_modes(server_cache) == []
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+    peek = web1.run([*nobody, "find", "/var/cache/dupstack"], check=False)
+    assert peek.returncode != 0 and "Permission denied" in peek.stderr
+    assert "manifest" not in peek.stdout
+    # A cache an older release left readable is closed by the next run.
+    web1.run(["chmod", "-R", "go+rX", "/var/cache/dupstack"])
+    assert open_modes(host_cache)
+    done = dupctl(bs, "backup", "web1")
+    assert done.returncode == 0, done.stderr
+    assert open_modes(host_cache) == []
