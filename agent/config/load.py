@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,18 +214,48 @@ def _locked(file: Path) -> Iterator[None]:
         yield
 
 
+FIX_HINT = "fix the inventory (schema: agent/config/schema.json), then rerun"
+MAX_SIZE = 1 << 20  # bytes: an inventory of a few thousand hosts fits many times over
+MAX_DEPTH = 12  # nesting: the schema's deepest value (hooks.before[0][0]) is at depth 5
+
+
 def _read(file: Path) -> tuple[Any, yaml.Node | None]:
-    """The data of `file` and its YAML node tree (for line numbers); not validated yet."""
+    """The data of `file` and its YAML node tree (for line numbers); not validated yet.
+
+    Only a regular file of at most MAX_SIZE is read (a FIFO would block, /dev/zero never
+    end); YAML's aliases are refused (an alias bomb expands without bounds), and so is
+    nesting deeper than MAX_DEPTH."""
     try:
-        text = file.read_text()
+        info = file.stat()
     except FileNotFoundError:
         missing = f"{file} does not exist: no hosts to back up"
         raise ConfigError(missing, hint=ADD_HOST_HINT) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{file}: cannot read: {error}") from None
-    loader = yaml.SafeLoader(text)
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read: {error.strerror}", hint=FIX_HINT) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"{file} is not a regular file", hint=f"replace {file} with the inventory itself"
+        )
+    if info.st_size > MAX_SIZE:
+        too_large = f"{file} is larger than {MAX_SIZE // 1024} KiB: not an inventory"
+        raise ConfigError(too_large, hint=FIX_HINT)
     try:
+        with open(file, "rb") as handle:
+            text = handle.read(MAX_SIZE + 1).decode()
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read: {error.strerror}", hint=FIX_HINT) from None
+    except UnicodeDecodeError as error:
+        not_text = f"{file}: not UTF-8 text (byte {error.start})"
+        raise ConfigError(not_text, hint=FIX_HINT) from None
+    if len(text) > MAX_SIZE:
+        too_large = f"{file} is larger than {MAX_SIZE // 1024} KiB: not an inventory"
+        raise ConfigError(too_large, hint=FIX_HINT)
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first
         node = loader.get_single_node()
+        if node is not None:
+            _check_shape(node, file)
         document = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -234,11 +265,44 @@ def _read(file: Path) -> tuple[Any, yaml.Node | None]:
             f"{where}: invalid YAML: {error.problem or error.context}{context or ''}",
             hint="fix the syntax at that line and column",
         ) from None
+    except yaml.YAMLError as error:  # e.g. a control character (ReaderError)
+        raise ConfigError(
+            f"{file}: invalid YAML: {' '.join(str(error).split())}",
+            hint="remove control characters; the inventory is plain UTF-8 text",
+        ) from None
+    except RecursionError:
+        deep = f"{file}: nested deeper than {MAX_DEPTH} levels"
+        raise ConfigError(deep, hint=FIX_HINT) from None
+    except ValueError as error:  # an integer of thousands of digits
+        raise ConfigError(f"{file}: a value YAML cannot read: {error}", hint=FIX_HINT) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is not None:
         _raise_if_any(list(_key_problems(node, ())), file, node)
     return document, node
+
+
+def _check_shape(root: yaml.Node, file: Path) -> None:
+    """ConfigError for an alias (a node met twice) or nesting deeper than MAX_DEPTH."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        line = node.start_mark.line + 1
+        if id(node) in seen:
+            raise ConfigError(
+                f"{file}:{line}: YAML aliases (*name) are not allowed in the inventory",
+                hint="write the values out where they are used",
+            )
+        seen.add(id(node))
+        if depth > MAX_DEPTH:
+            deep = f"{file}:{line}: nested deeper than {MAX_DEPTH} levels"
+            raise ConfigError(deep, hint=FIX_HINT)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((part, depth + 1) for pair in node.value for part in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
 
 
 def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inventory:

@@ -168,7 +168,7 @@ def test_built_in_defaults_fill_what_the_file_leaves_out(paths: ServerPaths) -> 
         ),
         (
             ("  volsize: 200", "  volsize: 0"),
-            ":12: defaults.volsize: expected a volume size in MiB (1 or more), like 200, got 0",
+            ":12: defaults.volsize: expected a volume size in MiB (1 to 10240), like 200, got 0",
         ),
         (
             ("excludes: [/var/www/cache]", "excludes: [/srv/cache]"),
