@@ -18,6 +18,7 @@ from agent.errors import TargetNotEmpty, UsageError
 from agent.execute import ANY_EXIT
 from agent.host import open_host
 from agent.paths import ServerPaths
+from agent.times import check_time
 
 # `sh -c FREE sh PATH [empty-ok]`: exit 0 if PATH is missing (or, with a 2nd word, an empty
 # folder), 1 if anything is there, even a dangling link.
@@ -40,6 +41,7 @@ def restore(
 ) -> None:
     """Restore `path` (absolute, as on the host; None: everything) of `name` as of `time`
     into folder `to` (below it, the path as on the host), or in place on the host."""
+    time = check_time(time)
     if path is not None:
         if not path.startswith("/"):
             raise UsageError(f"--path must be absolute, as on the host: {path!r}")

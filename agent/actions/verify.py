@@ -11,6 +11,7 @@ from agent.errors import BackupDiffers
 from agent.execute import ANY_EXIT
 from agent.host import open_host
 from agent.paths import ServerPaths
+from agent.times import check_time
 
 DIFFERENCE = "Difference found: "
 
@@ -26,6 +27,7 @@ def verify(
 ) -> None:
     """`say` each difference and duplicity's summary; BackupDiffers if there are any,
     BackupDamaged if a file of the backup does not match its manifest."""
+    time = check_time(time)
     sets = open_host(paths, name)
     argv = verify_command(sets.on_host, sets.selection, compare_data=compare_data, time=time)
     with remote.session(ssh, sets.host) as host:
