@@ -11,24 +11,33 @@ import pytest
 
 import agent.errors
 from agent import cli
+from agent.commands import init as init_command
 from tests.agent.dupctl_server import DUPCTL, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "dupctl.md"
 
 
-def _commands() -> list[str]:
-    parser = cli.build_parser()
-    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return sorted(subparsers.choices)
+def _commands(parser: argparse.ArgumentParser | None = None) -> list[list[str]]:
+    """Every command and subcommand (host add, schedule show...), as argv."""
+    parser = parser or cli.build_parser()
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in sorted(action.choices.items()):
+                found.append([name])
+                found.extend([name, *rest] for rest in _commands(sub))
+    return found
 
 
-@pytest.mark.parametrize("command", [[], *([name] for name in _commands())])
+@pytest.mark.parametrize("command", [[], *_commands()], ids=" ".join)
 def test_every_command_has_help(command: list[str]) -> None:
     done = subprocess.run([DUPCTL, *command, "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stdout.startswith("usage: dupctl")
     assert "--debug" in done.stdout
+    if command:
+        assert "examples:\n  dupctl " in done.stdout  # every command shows how it is used
 
 
 def test_a_usage_error_is_one_line_and_a_hint(tmp_path: Path) -> None:
@@ -51,7 +60,7 @@ def test_a_bug_exits_70_and_points_at_debug(tmp_path: Path, monkeypatch, capsys)
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "run_init", broken)
+    monkeypatch.setattr(init_command, "run_init", broken)
     assert cli.main(["--root", str(tmp_path), "init", "--mode", "create"]) == 70
     assert capsys.readouterr().err.splitlines() == [
         "dupctl: internal error: RuntimeError('boom')",

@@ -1,0 +1,84 @@
+"""The dupctl commands, in the order --help lists them: one module per command.
+
+A module has a docstring, HELP (its line in the parent's --help), EXAMPLES (its epilog),
+add_arguments(parser) and run(args, paths) -> exit code; DESCRIPTION (the paragraph of its
+--help) and FORMATTER when it has them. `host` and `schedule` only pick an ACTION module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from types import ModuleType
+
+from agent.commands import (
+    backup,
+    host_add,
+    host_list,
+    host_remove,
+    init,
+    list_files,
+    passphrase,
+    prune,
+    restore,
+    schedule_apply,
+    schedule_show,
+    status,
+    upgrade,
+    verify,
+)
+from agent.commands.common import HelpFormatter
+
+
+@dataclass(frozen=True)
+class Group:
+    """A command that only picks an ACTION, each a command module (`dupctl host add`)."""
+
+    help: str
+    examples: str
+    actions: dict[str, ModuleType]
+    description: str | None = None
+    formatter: type[argparse.HelpFormatter] = HelpFormatter
+
+
+HOST = Group(
+    help="tenant hosts to back up: add, list, remove",
+    examples="""\
+examples:
+  dupctl host add web1 --address 10.77.0.11 --server-address 10.77.0.10
+  dupctl host list
+  dupctl host remove web1
+""",
+    actions={"add": host_add, "list": host_list, "remove": host_remove},
+)
+SCHEDULE = Group(
+    help="the tenant hosts' cron jobs: show, apply",
+    description=(
+        "Each host's `schedule:` (inventory) as lines of /etc/cron.d/dupstack-hosts; "
+        "H: a value picked by the host's name (docs/dupctl.md)."
+    ),
+    examples="""\
+examples:
+  dupctl schedule show
+  dupctl schedule show --json
+  # in /etc/duplicity/dupstack.yaml: web1 at 23:H, never pruned by cron
+  #   hosts: {web1: {address: 10.0.0.5, schedule: {backup: 'H 23 * * *', prune: null}}}
+  dupctl schedule apply
+""",
+    actions={"show": schedule_show, "apply": schedule_apply},
+    # As it always was: the description is printed as one line, not filled.
+    formatter=argparse.RawDescriptionHelpFormatter,
+)
+COMMANDS: dict[str, ModuleType | Group] = {
+    "init": init,
+    "host": HOST,
+    "passphrase": passphrase,
+    "backup": backup,
+    "status": status,
+    "list": list_files,
+    "restore": restore,
+    "verify": verify,
+    "prune": prune,
+    "schedule": SCHEDULE,
+    "upgrade": upgrade,
+}

@@ -1,0 +1,59 @@
+"""What several dupctl commands share: the root check, progress lines, their common options
+and the formatter of their --help."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from agent.errors import UsageError
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def require_root(command: str) -> None:
+    """Fail early with the sudo line, rather than midway on a permission error."""
+    if os.geteuid() != 0:
+        raise UsageError(f"dupctl {command} must run as root", hint=f"sudo dupctl {command}")
+
+
+def say(line: str) -> None:
+    """One progress line on stdout, flushed so that logs and pipes see it as it happens."""
+    print(line, flush=True)
+
+
+def debug_option(default: object) -> argparse.ArgumentParser:
+    """--debug, accepted before and after the command (the command's must not reset it)."""
+    option = argparse.ArgumentParser(add_help=False)
+    option.add_argument(
+        "--debug", action="store_true", default=default, help="log every step; tracebacks"
+    )
+    return option
+
+
+def add_connect_timeout(parser: argparse.ArgumentParser) -> None:
+    """--timeout for the commands that connect to tenant hosts over SSH."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+
+
+def add_time_option(parser: argparse.ArgumentParser) -> None:
+    """--time for the commands that read a host's backup as of a moment."""
+    parser.add_argument(
+        "--time", metavar="T", help="as of T: 2026-11-22T03:00:00Z, 3D (ago), epoch seconds"
+    )
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a text written on several lines (the examples)
+    keeps its lines; one-line texts are still filled to the terminal's width."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text.strip("\n"):
+            return super()._fill_text(text, width, indent)
+        return "".join(indent + line for line in text.splitlines(keepends=True))

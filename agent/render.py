@@ -1,0 +1,126 @@
+"""dupctl's rich output: the tables of backup, status, host list and schedule show, and the
+live progress of a backup. The commands pass data; how it looks is decided here only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def _table(*columns: str) -> Table:
+    """A borderless table whose cells wrap rather than get cut (a fingerprint stays whole)."""
+    table = Table(box=None)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _minute(moment: str | None) -> str | None:
+    """`2026-11-22 03:53` from `2026-11-22T03:53:18Z`."""
+    return moment and moment[:16].replace("T", " ")
+
+
+def print_table(table: Table) -> None:
+    """A table on a terminal's width; piped, one line per row (no wrapping at 80)."""
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000).print(table)
+
+
+@contextmanager
+def backup_progress() -> Iterator[Callable[[str, str], None]]:
+    """A spinner line per host while the backup runs, gone when it ends (for terminals).
+
+    Yields show(host, text), which adds the host's line or updates it."""
+    columns = (SpinnerColumn(), TextColumn("{task.fields[host]}"), TextColumn("{task.description}"))
+    with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def show(host: str, text: str) -> None:
+            if host in tasks:
+                progress.update(tasks[host], description=text)
+            else:
+                tasks[host] = progress.add_task(text, host=host)
+
+        yield show
+
+
+def print_backup_summary(records: list[dict[str, Any]]) -> None:
+    """One row per host of `dupctl backup`: its result, full or incremental, how long."""
+    table = _table("host", "result", "action", "duration", "error")
+    for run in records:
+        duration = f"{run['duration']:.1f} s"
+        table.add_row(
+            run["host"], run["result"], run["action"] or "-", duration, run["error"] or ""
+        )
+    print_table(table)
+
+
+def print_status(entries: list[dict[str, Any]]) -> None:
+    """One row per host of `dupctl status`: last run, chains and sets, fulls, next run."""
+    table = _table(
+        "host",
+        "last run",
+        "result",
+        "chain",
+        "chains",
+        "sets",
+        "size",
+        "last full",
+        "next full",
+        "next run",
+        "error",
+    )
+    for entry in entries:
+        run = entry["last_run"] or {}
+        size = entry.get("size")
+        table.add_row(
+            entry["host"],
+            _minute(run.get("end")) or "never",
+            run.get("result", "-"),
+            *(str(entry.get(key, "-")) for key in ("chain_length", "chains", "sets")),
+            f"{size // 1024} KiB" if size is not None else "-",
+            _minute(entry.get("last_full")) or "-",
+            _minute(entry.get("next_full")) or "-",
+            _minute(entry["schedule"]["next_backup"]) or "not scheduled",
+            entry["error"] or run.get("error") or "",
+        )
+    print_table(table)
+
+
+def print_hosts(hosts: list[dict[str, Any]]) -> None:
+    """The inventory of `dupctl host list`, or how to start one when it is empty."""
+    table = _table("name", "address", "user", "port", "paths", "excludes", "host key")
+    for host in hosts:
+        table.add_row(
+            host["name"],
+            host["address"],
+            host["user"],
+            str(host["port"]),
+            " ".join(host["paths"]),
+            " ".join(host["excludes"]),
+            host["host_key"] or "not pinned",
+        )
+    Console(soft_wrap=True).print(table if hosts else "no hosts: add one with dupctl host add")
+
+
+def print_schedule(jobs: list[dict[str, Any]]) -> None:
+    """One row per cron job of `dupctl schedule show`: when, its next and its last run."""
+    table = _table("job", "host", "when", "cron", "next run", "last run", "full every")
+    for job in jobs:
+        last = job.get("last_run")
+        table.add_row(
+            job["job"],
+            job["host"] or "-",
+            job["when"],
+            job["cron"],
+            (job["next_run"] or "at boot").replace("T", " "),
+            f"{_minute(last['start'])} {last['result']}" if last else "-",
+            job.get("full_if_older_than", ""),
+        )
+    print_table(table)
