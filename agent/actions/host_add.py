@@ -9,15 +9,24 @@ agent/hostsetup/ (accounts, sshd, keys, tenant); see docs/backups-design.md.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import remote
-from agent.config.load import BUILTIN_DEFAULTS, HOST_NAME, read_document, save_host
-from agent.errors import UsageError
-from agent.hostsetup.accounts import ensure_account, sftp_account
+from agent import execute, remote
+from agent.config.load import (
+    BUILTIN_DEFAULTS,
+    HOST_NAME,
+    check_host_entry,
+    read_document,
+    save_host,
+)
+from agent.errors import DupstackError, UsageError
+from agent.execute import ANY_EXIT
+from agent.files import write_atomic
+from agent.hostsetup.accounts import account_exists, ensure_account, sftp_account, userdel_argv
 from agent.hostsetup.keys import ensure_server_key, pin_host_key
 from agent.hostsetup.sshd import ensure_sshd_dropin
 from agent.hostsetup.tenant import (
@@ -28,7 +37,10 @@ from agent.hostsetup.tenant import (
 )
 from agent.paths import ServerPaths
 from agent.report import Report
+from agent.repository import TENANT_KEY, TENANT_KNOWN_HOSTS
 from agent.schedule import crontab
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ def add_host(
         )
     inventoried = Inventoried.read(paths, request.name)
     server = server_endpoint(paths, inventoried, request)
+    settings, server_section = planned_entry(inventoried, request)
+    check_host_entry(paths, request.name, settings, server_section)  # before any change
     if not os.path.ismount(paths.mount_point):
         raise UsageError(
             f"the backup volume is not mounted at {paths.mount_point}", hint="run dupctl init"
@@ -98,17 +112,28 @@ def add_host(
         if old_address and old_address != request.address
         else None
     )
-    pin_host_key(ssh, target, request.host_key, report, moved_from=moved_from,
-                 accept_new=request.accept_new_host_key)  # fmt: skip
     account = sftp_account(request.name)
-    with remote.session(ssh, target) as tenant:
-        ensure_duplicity(tenant, request.install, report)
-        private, public = sftp_key_pair(tenant, account)
-        ensure_account(paths, account, public, report)
-        ensure_sshd_dropin(paths, server, report)
-        install_tenant_files(paths, tenant, private, server, report)
-        probe_sftp(tenant, account, server, report)
-    record_host(paths, inventoried, request, report)
+    undo = Undo(paths, ssh, target, account)
+    try:
+        pin_host_key(ssh, target, request.host_key, report, moved_from=moved_from,
+                     accept_new=request.accept_new_host_key)  # fmt: skip
+        with remote.session(ssh, target) as tenant:
+            ensure_duplicity(tenant, request.install, report)
+            private, public = sftp_key_pair(tenant, account)
+            ensure_account(paths, account, public, report)
+            ensure_sshd_dropin(paths, server, report)
+            try:
+                install_tenant_files(paths, tenant, private, server, report)
+                probe_sftp(tenant, account, server, report)
+            except BaseException:
+                if private is not None:  # a key made by this run: not left on the host
+                    undo.tenant_files(tenant)
+                raise
+        record_host(paths, inventoried, request, report)
+    except BaseException:
+        for line in undo.run():
+            say(f"  undone      {line}")
+        raise
     changed = crontab.refresh(paths)
     report.step("schedule", f"{paths.hosts_cron_file}{'' if changed else ' (kept)'}", changed)
     say(
@@ -132,10 +157,10 @@ def server_endpoint(
     return address, inventoried.server.get("port", 22)
 
 
-def record_host(
-    paths: ServerPaths, inventoried: Inventoried, request: HostRequest, report: Report
-) -> None:
-    """Add the host to the inventory, keeping its other settings and every other host."""
+def planned_entry(
+    inventoried: Inventoried, request: HostRequest
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the host's own settings, the server section) as the inventory will hold them."""
     given = {
         "address": request.address,
         "user": request.user,
@@ -148,8 +173,67 @@ def record_host(
     server = inventoried.server
     if request.server_address:
         server = {**server, "address": request.server_address}
-    if settings == own and server == inventoried.server:
+    return settings, server
+
+
+def record_host(
+    paths: ServerPaths, inventoried: Inventoried, request: HostRequest, report: Report
+) -> None:
+    """Add the host to the inventory, keeping its other settings and every other host."""
+    settings, server = planned_entry(inventoried, request)
+    if settings == inventoried.own and server == inventoried.server:
         report.step("inventory", f"{paths.config_file} (kept)", False)
         return
     save_host(paths, {"name": request.name, **settings}, server=server)
     report.step("inventory", f"{request.name} in {paths.config_file}", True)
+
+
+class Undo:
+    """What a failed `host add` takes back: only what this run created (an account, its
+    key file and empty folders, a new pin, the key it put on the host)."""
+
+    def __init__(self, paths: ServerPaths, ssh: remote.Ssh, target: remote.Target, account: str):
+        self.paths, self.ssh, self.target, self.account = paths, ssh, target, account
+        self.had_account = account_exists(account)
+        self.key_file = paths.sftp_keys_dir / account
+        self.had_key_file = self.key_file.exists()
+        self.chroot = paths.hosts_dir / account
+        self.had_chroot = self.chroot.exists()
+        self.had_pin = remote.pinned_key(ssh, target) is not None
+        self.known_hosts = ssh.known_hosts.read_text() if ssh.known_hosts.exists() else None
+        self.undone: list[str] = []
+
+    def tenant_files(self, tenant: remote.Session) -> None:
+        tenant.run(("rm", "-f", TENANT_KEY, TENANT_KNOWN_HOSTS), ok_codes=ANY_EXIT)
+        self.undone.append(f"{TENANT_KEY} on {self.target.name}")
+
+    def run(self) -> list[str]:
+        """Take back what was made (best effort: a failure here must not hide the cause)."""
+        steps = []
+        if not self.had_pin and self.known_hosts is not None:
+            steps.append(
+                (
+                    "host key pin",
+                    lambda: write_atomic(self.ssh.known_hosts, self.known_hosts, 0o600),
+                )
+            )
+        elif not self.had_pin:
+            steps.append(("host key pin", lambda: self.ssh.known_hosts.unlink(missing_ok=True)))
+        if not self.had_key_file:
+            steps.append((str(self.key_file), lambda: self.key_file.unlink(missing_ok=True)))
+        if not self.had_chroot:
+            steps.append((str(self.chroot), self._remove_empty_chroot))
+        if not self.had_account and account_exists(self.account):
+            steps.append((f"user {self.account}", lambda: execute.run(userdel_argv(self.account))))
+        for what, step in steps:
+            try:
+                step()
+                self.undone.append(what)
+            except (OSError, DupstackError) as error:
+                logger.warning("could not undo %s: %s", what, error)
+        return self.undone
+
+    def _remove_empty_chroot(self) -> None:
+        for folder in (self.chroot / "backups", self.chroot):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -9,7 +9,7 @@ import sys
 
 from agent import remote, render
 from agent.actions.backup import BackupOptions, backup_hosts
-from agent.commands.common import add_connect_timeout, require_root, say
+from agent.commands.common import add_connect_timeout, require_root, say, whole
 from agent.errors import UsageError
 from agent.paths import ServerPaths
 
@@ -38,11 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--full", action="store_true", help="a full backup (default: when due)")
     parser.add_argument(
-        "--jobs", type=int, default=2, metavar="N", help="hosts at once (default 2)"
+        "--jobs", type=whole(1, 64), default=2, metavar="N", help="hosts at once (default 2)"
     )
     parser.add_argument(
         "--retry-delay",
-        type=int,
+        type=whole(0, 3600),
         metavar="SECONDS",
         help="between duplicity's 5 attempts of a failed transfer (default 30)",
     )

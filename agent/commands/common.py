@@ -4,7 +4,11 @@ and the formatter of their --help."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
 
 from agent.errors import UsageError
 
@@ -31,11 +35,59 @@ def debug_option(default: object) -> argparse.ArgumentParser:
     return option
 
 
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds in [low, high] (no -1, nan or inf)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+MAX_KEY_FILE = 64 * 1024
+
+
+def read_small_file(path: Path, option: str) -> str:
+    """A small regular text file (a public key), read without blocking on a FIFO or a
+    device and without reading /dev/zero for ever."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KEY_FILE:
+            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "too large"
+            raise UsageError(f"{option} {path}: {what}", hint=f"give {option} the key's .pub file")
+        return path.read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {option} {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path} is not text: not a public key") from None
+
+
 def add_connect_timeout(parser: argparse.ArgumentParser) -> None:
     """--timeout for the commands that connect to tenant hosts over SSH."""
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(0.1, 3600),
         default=DEFAULT_CONNECT_TIMEOUT,
         metavar="SECONDS",
         help=f"SSH connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g})",

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from agent import remote
 from agent.actions.host_add import HostRequest, add_host
-from agent.commands.common import add_connect_timeout, require_root, say
-from agent.errors import UsageError
+from agent.commands.common import add_connect_timeout, read_small_file, require_root, say, whole
 from agent.paths import ServerPaths
 
 HELP = "make a tenant host ready for backups (idempotent)"
@@ -33,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the host's name (becomes the account dup-NAME)")
     parser.add_argument("--address", required=True, help="where this server reaches the host")
     parser.add_argument("--user", help="admin user to log in as (default root; else sudo -n)")
-    parser.add_argument("--port", type=int, help="the host's SSH port (default 22)")
+    parser.add_argument("--port", type=whole(1, 65535), help="the host's SSH port (default 22)")
     parser.add_argument(
         "--path", dest="paths", action="append", metavar="PATH", help="back up PATH (repeat)"
     )
@@ -68,10 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     require_root("host add")
-    try:
-        host_key = args.host_key.read_text() if args.host_key else None
-    except OSError as error:
-        raise UsageError(f"cannot read --host-key {args.host_key}: {error.strerror}") from None
+    host_key = read_small_file(args.host_key, "--host-key") if args.host_key else None
     request = HostRequest(
         name=args.name,
         address=args.address,

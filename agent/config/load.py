@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from agent.duplicity.common import is_inside
-from agent.errors import ConfigError, UnknownHost
+from agent.errors import ConfigError, UnknownHost, UsageError
 from agent.files import write_atomic
 from agent.paths import ServerPaths
 from agent.schedule.cron import BadCron, resolve
@@ -106,6 +106,41 @@ def read_document(paths: ServerPaths) -> dict[str, Any]:
     document, node = _read(paths.config_file)
     _inventory(document, paths.config_file, node)
     return document
+
+
+# The command-line option of each setting, for errors about values typed on the command line.
+OPTION_OF = {"address": "--address", "user": "--user", "port": "--port", "paths": "--path",
+             "excludes": "--exclude"}  # fmt: skip
+
+
+def check_host_entry(
+    paths: ServerPaths, name: str, settings: Mapping[str, Any], server: Mapping[str, Any]
+) -> None:
+    """UsageError naming the option if the inventory would refuse `settings` for `name`
+    (with the file's defaults): checked before `host add` changes anything."""
+    document = read_document(paths) if paths.config_file.exists() else {"hosts": {}}
+    candidate = {
+        **document,
+        "server": dict(server),
+        "hosts": {**document["hosts"], name: dict(settings)},
+    }
+    try:
+        _inventory(json.loads(json.dumps(candidate)), paths.config_file)
+    except ConfigError as error:
+        lines = []
+        for line in error.message.splitlines():
+            where = line.removeprefix(f"{paths.config_file}: ")
+            key, _, what = where.partition(": ")
+            parts = key.split(".")
+            if key.startswith(f"hosts.{name}.") and (
+                option := OPTION_OF.get(parts[2].split("[")[0])
+            ):
+                lines.append(f"{option}: {what}")
+            elif key.startswith("server.address"):
+                lines.append(f"--server-address: {what}")
+            else:
+                lines.append(where)
+        raise UsageError("\n".join(lines), hint="nothing was changed; fix the option") from None
 
 
 def load_inventory(paths: ServerPaths) -> Inventory:

@@ -23,6 +23,14 @@ def sftp_account(name: str) -> str:
     return f"dup-{name}"
 
 
+def account_exists(account: str) -> bool:
+    try:
+        pwd.getpwnam(account)
+    except KeyError:
+        return False
+    return True
+
+
 def groupadd_argv() -> tuple[str, ...]:
     return ("groupadd", "--system", SFTP_GROUP)
 

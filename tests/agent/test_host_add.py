@@ -350,3 +350,58 @@ def test_a_re_added_host_gets_its_sealed_files_back_under_its_new_group(
     read = sftp(back, bs, "dup-back", f"get /backups/{Path(sealed).name} /tmp/got")
     assert read.returncode == 0, read.stderr
     assert back.path("/tmp/got").read_text() == "manifest\n"
+
+
+def state(bs: Host, host: Host, account: str) -> tuple[object, ...]:
+    """What a host add could leave behind, on the server and on the host."""
+    return (
+        bs.run(["id", account], check=False).returncode,
+        bs.path(f"/etc/ssh/dupstack/authorized_keys/{account}").exists(),
+        bs.path(f"{HOSTS}/{account}").exists(),
+        host.address in bs.path("/etc/duplicity/ssh/known_hosts").read_text(),
+        host.path(TENANT_KEY).exists(),
+        bs.path("/etc/duplicity/dupstack.yaml").read_text(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--path", "relative"], "--path: expected an absolute path like /var/www"),
+        (["--path", "/opt/data/"], "--path: expected an absolute path like /var/www"),
+        (["--exclude", "/var/x"], "--exclude: '/var/x' is not inside any path of host"),
+        (["--address", "10.0.0.5; rm -rf /"], None),
+        (["--address", "caf\udcff"], None),
+        (["--user", "Root!"], "--user: expected a user name like root or debian"),
+        (["--port", "0"], "argument --port: 0 is not between 1 and 65535"),
+        (["--timeout", "-1"], "argument --timeout: -1 is not between 0.1 and 3600"),
+        (["--timeout", "nan"], "argument --timeout: nan is not between 0.1 and 3600"),
+        (["--host-key", "/dev/zero"], "--host-key /dev/zero: not a regular file"),
+    ],
+)
+def test_a_refused_host_add_changes_nothing(
+    fleet: Fleet, bs: Host, added, options: list[str], expected: str | None
+) -> None:
+    late = fleet.hosts.get("late") or tenant(fleet, "late")
+    before = state(bs, late, "dup-late")
+    argv = ["host", "add", "late", "--address", late.address, *options]
+    if "--address" in options:
+        argv = ["host", "add", "late", *options]
+    done = bs.run(["dupctl", *argv], input="", check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    if expected:
+        assert expected in done.stderr
+    assert state(bs, late, "dup-late") == before
+
+
+def test_a_host_add_that_fails_late_takes_back_what_it_made(fleet: Fleet, bs: Host, added) -> None:
+    late = fleet.hosts.get("late") or tenant(fleet, "late")
+    before = state(bs, late, "dup-late")
+    nowhere = f"{SUBNET}.250"  # the host cannot reach the server there: the probe fails
+    done = dupctl(bs, "host", "add", "late", "--address", late.address, "--server-address", nowhere)
+    assert done.returncode == 7, done.stderr
+    assert "late cannot reach sftp://dup-late@" in done.stderr
+    assert "undone" in done.stdout
+    assert state(bs, late, "dup-late") == before  # account, key, chroot, pin, host key, file
+    assert "late" not in inventory(bs)["hosts"]
