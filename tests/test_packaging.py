@@ -186,3 +186,14 @@ def test_the_lock_is_complete_for_this_interpreter() -> None:
             assert requirement.specifier.contains(locked[name], prereleases=True), (
                 f"{wheel.name} needs {requirement}; the lock has {locked[name]}"
             )
+
+
+def test_the_templates_pin_the_agent_this_tree_builds(tmp_path: Path) -> None:
+    """heat/src/release.json (and so the templates' defaults) is this commit's agent wheel."""
+    from scripts.dist import build_agent, project_version, sha256
+
+    release = json.loads((ROOT / "heat" / "src" / "release.json").read_text())
+    assert release["version"] == project_version()
+    assert sha256(build_agent(tmp_path)) == release["wheel_sha256"], (
+        "the agent changed since the last `make dist`: run it and commit heat/"
+    )
