@@ -11,6 +11,7 @@ from agent.config.load import load_inventory
 from agent.config.load import remove_host as remove_from_inventory
 from agent.files import write_atomic
 from agent.hostsetup.accounts import sftp_account, userdel_argv
+from agent.locks import host_lock
 from agent.paths import ServerPaths
 from agent.report import Report
 from agent.schedule import crontab
@@ -20,7 +21,17 @@ def remove_host(
     paths: ServerPaths, ssh: remote.Ssh, name: str, purge: bool, say: Callable[[str], None]
 ) -> Report:
     """Remove `name`'s account, SFTP key, host key pin and inventory entry (and, if `purge`,
-    its backups). Removing a host that is not there changes nothing."""
+    its backups). Removing a host that is not there changes nothing. Under the host's lock:
+    HostBusy while a backup or prune of it runs (its account must not vanish mid-run)."""
+    with host_lock(paths, name) as note:
+        if note:
+            say(f"host remove {name}: {note}")
+        return _remove(paths, ssh, name, purge, say)
+
+
+def _remove(
+    paths: ServerPaths, ssh: remote.Ssh, name: str, purge: bool, say: Callable[[str], None]
+) -> Report:
     report = Report(say)
     say(f"dupctl host remove {name}")
     account = sftp_account(name)

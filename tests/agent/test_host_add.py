@@ -6,6 +6,7 @@ added once; other tests add hosts of their own, so each reads as a stand-alone s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -405,3 +406,15 @@ def test_a_host_add_that_fails_late_takes_back_what_it_made(fleet: Fleet, bs: Ho
     assert "undone" in done.stdout
     assert state(bs, late, "dup-late") == before  # account, key, chroot, pin, host key, file
     assert "late" not in inventory(bs)["hosts"]
+
+
+def test_host_remove_waits_for_no_run_of_the_host(fleet: Fleet, bs: Host, added) -> None:
+    locks = bs.path("/var/lib/dupstack/locks")
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / "web2.lock", "a+") as lock:  # as a running backup of web2 holds it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        busy = dupctl(bs, "host", "remove", "web2")
+    assert busy.returncode == 12, busy.stderr
+    assert "web2: another dupctl run" in busy.stderr
+    assert bs.run(["id", "dup-web2"], check=False).returncode == 0  # nothing removed
+    assert "web2" in inventory(bs)["hosts"]
