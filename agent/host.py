@@ -5,19 +5,24 @@ volume, read here as file:// or by the host's own duplicity over SFTP. Actions g
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import execute
+from agent import execute, screening
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.common import Repository, Selection
 from agent.duplicity.exit_codes import interpret
-from agent.errors import NotInBackup
+from agent.errors import HostBusy, NotInBackup
 from agent.execute import ANY_EXIT, Result, Runner
 from agent.files import lock_down_modes
 from agent.host_passphrase import read_host_passphrase
+from agent.locks import host_lock
 from agent.paths import ServerPaths
 from agent.repository import backups_dir, server_repository, tenant_repository
+from agent.runlog import stamp
+from agent.sealing import sealed, unsealed
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,18 @@ class HostContext:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))
 
+    def screen(self, names: list[str], say: Callable[[str], None]) -> list[str]:
+        """Move what of `names` may not join the host's history to the quarantine
+        (agent/screening.py); "NAME: why" of each."""
+        if not names:
+            return []
+        folder = self.paths.volume_state_dir / "quarantine" / self.name / stamp(datetime.now(UTC))
+        refused = screening.screen(self.folder, names, sealed(self.paths, self.host),
+                                   self.passphrase, folder)  # fmt: skip
+        for item in refused:
+            say(f"quarantined {item} (moved to {folder})")
+        return [str(item) for item in refused]
+
     def run_here(self, argv: tuple[str, ...]) -> str:
         """duplicity on this server with the host's passphrase; its stdout (errors raised)."""
         self.private_caches()
@@ -93,6 +110,12 @@ def open_host(paths: ServerPaths, name: str, *, need_backup: bool = True) -> Hos
     """Inventory host `name` in context; NotInBackup if `need_backup` and it has none yet."""
     inventory = load_inventory(paths)
     context = HostContext.of(paths, inventory, inventory.host(name))
+    if unsealed(paths, context.host):  # planted between runs, or a run's: not while it runs
+        try:
+            with host_lock(paths, name):
+                context.screen(unsealed(paths, context.host), lambda line: None)
+        except HostBusy:
+            pass
     if need_backup and not context.has_backup():
         raise NotInBackup(
             f"{name} has no backup yet in {context.folder}",

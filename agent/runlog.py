@@ -27,6 +27,7 @@ class RunRecord:
     error: str | None
     log: str | None
     hooks: list[dict[str, Any]] = field(default_factory=list)  # each hook step's outcome
+    quarantined: list[str] = field(default_factory=list)  # files moved out of its history
 
 
 def stamp(moment: datetime) -> str:

@@ -29,6 +29,19 @@ def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
     )
 
 
+def sealed(paths: ServerPaths, host: HostConfig) -> list[str]:
+    """Names of the host's files already in its history (root's, sealed)."""
+    try:
+        entries = list(os.scandir(backups_dir(paths, host)))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if (info := entry.stat(follow_symlinks=False)).st_uid == 0 and stat.S_ISREG(info.st_mode)
+    )
+
+
 def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
     """Make every unsealed file root:dup-H 0440; their names."""
     gid = pwd.getpwnam(host.sftp_user).pw_gid

@@ -24,7 +24,7 @@ from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import backup_name
 from agent.duplicity.prune import cleanup_command
-from agent.errors import DupstackError, HookFailed, HostBusy, UsageError
+from agent.errors import DupstackError, HookFailed, HostBusy, HostNotReady, UsageError
 from agent.execute import ANY_EXIT
 from agent.hooks import HostRun
 from agent.host import HostContext
@@ -32,6 +32,7 @@ from agent.locks import host_lock, is_held
 from agent.paths import ServerPaths
 from agent.runlog import RunRecord, open_log, read_status, stamp, write_status
 from agent.schedule import crontab
+from agent.screening import SKEW_TOLERANCE
 from agent.sealing import seal, set_kind, unsealed
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def backup_host(
         error=error.message.splitlines()[0] if error else None,
         log=log.name if log else None,
         hooks=[outcome.as_record() for outcome in run.outcomes] if run else [],
+        quarantined=run.quarantined if run else [],
     )
     if log is not None or not isinstance(error, HostBusy):  # the lock holder records its own
         write_status(paths, record)
@@ -186,7 +188,10 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
     assert tenant is not None
     host, paths = context.host, context.paths
     _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
+    _refuse_if_skewed(tenant, host)
     context.private_caches(tenant)
+    notice = lambda line: say(host.name, line)  # noqa: E731
+    run.quarantined += context.screen(unsealed(paths, host), notice)  # planted, or half-written
     if leftovers := unsealed(paths, host):
         say(host.name, f"cleaning up {len(leftovers)} file(s) of an unfinished run")
         cleanup = cleanup_command(context.here)
@@ -203,9 +208,24 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
     done = tenant.run(argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True)
     context.check(done, log=log.name, pushed=True)
+    run.quarantined += context.screen(unsealed(paths, host), notice)
     kind = set_kind(seal(paths, host))
     run.action = kind
     return kind
+
+
+def _refuse_if_skewed(tenant: remote.Session, host: HostConfig) -> None:
+    """HostNotReady if the host's clock is off by more than screening.SKEW_TOLERANCE: its
+    sets would carry skewed times (fulls every run, prune by wrong ages)."""
+    there = datetime.fromtimestamp(int(tenant.run(("date", "+%s")).stdout.strip()), UTC)
+    skew = there - datetime.now(UTC)
+    if abs(skew) > SKEW_TOLERANCE:
+        hours = skew.total_seconds() / 3600
+        raise HostNotReady(
+            f"{host.name}'s clock is {abs(hours):.1f} h {'ahead' if hours > 0 else 'behind'} "
+            f"of this server's ({there:%Y-%m-%d %H:%M} UTC there): nothing was backed up",
+            hint=f"set {host.name}'s clock (NTP: timedatectl set-ntp true), then rerun",
+        )
 
 
 def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:

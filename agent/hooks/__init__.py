@@ -33,6 +33,7 @@ class HostRun:
     action: str | None = None
     error: DupstackError | None = None
     outcomes: list[HookOutcome] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)  # "NAME: why", agent/screening.py
     done: set[str] = field(default_factory=set)
 
     def dispatch(self, phase: str, hooks: Sequence[HookModule] | None = None) -> list[HookOutcome]:

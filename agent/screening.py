@@ -1,0 +1,141 @@
+"""What a host's account wrote to the volume is checked before it joins the host's history.
+
+The host may create any file in its `backups` folder over SFTP (that is how it backs up).
+Sealing stops it from changing what is there, not from adding files that would break the
+history: a file named like a later manifest, a 0-byte new-signatures file (also what a volume
+that filled up mid-run leaves), or junk. Before the server cleans up after a run and before
+it seals a run's files, each file its account still owns must be one duplicity writes, not
+empty, its manifest and signatures must decrypt with the host's passphrase, an incremental
+must extend a set the host has, and no time may lie in the future. Anything else is moved,
+never deleted, to a root-only quarantine on the volume and named in the run's record.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent.files import make_private_dir
+from agent.keys import keyring
+
+STAMP = r"\d{8}T\d{6}Z"
+# The names duplicity 3.2.1 gives a set's files (duplicity/file_naming.py), encrypted.
+NAMES = re.compile(
+    rf"duplicity-full\.(?P<time>{STAMP})\.(?:vol\d+\.difftar|manifest|jsonstat)\.gpg"
+    rf"|duplicity-full-signatures\.(?P<sigtime>{STAMP})\.sigtar\.gpg"
+    rf"|duplicity-inc\.(?P<start>{STAMP})\.to\.(?P<end>{STAMP})\."
+    r"(?:vol\d+\.difftar|manifest|jsonstat)\.gpg"
+    rf"|duplicity-new-signatures\.(?P<sigstart>{STAMP})\.to\.(?P<sigend>{STAMP})\.sigtar\.gpg"
+)
+# A host whose clock is ahead of the server's by more than this is refused (agent/actions/
+# backup.py), so a set time past it can only be planted.
+SKEW_TOLERANCE = timedelta(hours=1)
+DECRYPTED = (".manifest.gpg", ".sigtar.gpg")  # small, and what every later run reads
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A file moved out of the host's history, and why."""
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def _time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def ends_of_sets(names: Iterable[str]) -> set[str]:
+    """The times at which the host's sets end (a full's time, an incremental's end)."""
+    ends = set()
+    for name in names:
+        if found := NAMES.fullmatch(name):
+            ends.add(found["time"] or found["end"] or found["sigtime"] or found["sigend"])
+    return ends - {None}
+
+
+def reason_to_refuse(
+    folder: Path, name: str, sealed_ends: set[str], passphrase: str, now: datetime
+) -> str | None:
+    """Why `name` (in `folder`) may not join the history; None if it may."""
+    found = NAMES.fullmatch(name)
+    if found is None:
+        return "not a file duplicity writes"
+    path = folder / name
+    info = path.lstat()
+    if not path.is_file() or path.is_symlink():
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty (a run that stopped while writing it, or planted)"
+    times = [found[key] for key in ("time", "sigtime", "start", "end", "sigstart", "sigend")]
+    if any(_time(stamp) > now + SKEW_TOLERANCE for stamp in times if stamp):
+        return "dated in the future"
+    start = found["start"] or found["sigstart"]
+    if start and start not in sealed_ends:
+        return f"extends no set of the host (nothing ends at {start})"
+    if name.endswith(DECRYPTED) and not decrypts(path, passphrase):
+        return "does not decrypt with the host's passphrase (damaged or foreign)"
+    return None
+
+
+def decrypts(path: Path, passphrase: str) -> bool:
+    """Whether `path` decrypts with `passphrase` (symmetric, as duplicity encrypts) into what
+    its name says: a manifest that lists volumes, or signatures that are a tar archive."""
+    with tempfile.TemporaryDirectory(prefix="dupstack-screen-") as scratch:
+        clear = Path(scratch) / "clear"
+        with keyring.temporary_keyring() as gpg, open(path, "rb") as sealed:
+            done = gpg.decrypt_file(sealed, passphrase=passphrase, output=str(clear))
+        if not done.ok or not clear.exists():
+            return False
+        if path.name.endswith(".manifest.gpg"):  # duplicity/manifest.py's to_string()
+            text = clear.read_bytes()
+            starts = text.startswith((b"Hostname ", b"Localdir ", b"Filelist "))
+            return starts and re.search(rb"(?m)^Volume 1:", text) is not None
+        return tarfile.is_tarfile(clear)
+
+
+def screen(
+    folder: Path,
+    names: list[str],
+    sealed: list[str],
+    passphrase: str,
+    quarantine: Path,
+    now: datetime | None = None,
+) -> list[Refused]:
+    """Move every file of `names` that may not join the history to `quarantine`; them.
+
+    `sealed` are the host's files already in its history: an incremental among `names` must
+    extend one of them, or a set among `names` that comes before it."""
+    now = now or datetime.now(UTC)
+    ends = ends_of_sets(sealed)
+    refused: list[Refused] = []
+    candidates = sorted(names, key=lambda name: (_first_time(name), name))
+    for name in candidates:
+        reason = reason_to_refuse(folder, name, ends, passphrase, now)
+        if reason is None:
+            ends |= ends_of_sets([name])
+            continue
+        for level in (quarantine.parent.parent, quarantine.parent, quarantine):
+            make_private_dir(level)  # root's alone: what a host planted is nobody's to read
+        shutil.move(folder / name, quarantine / name)
+        os.chown(quarantine / name, 0, 0, follow_symlinks=False)
+        if not (quarantine / name).is_symlink():  # Linux cannot chmod a link itself
+            os.chmod(quarantine / name, 0o400)
+        refused.append(Refused(name, reason))
+    return refused
+
+
+def _first_time(name: str) -> str:
+    """Sets in time order: a full before the incrementals that extend it."""
+    found = re.search(STAMP, name)
+    return found[0] if found else ""
