@@ -114,6 +114,12 @@ class HookFailed(DupstackError):
     exit_code = 13
 
 
+class QuotaExceeded(DupstackError):
+    """A host is over its quota, or the volume below its reserve: its run was stopped."""
+
+    exit_code = 14
+
+
 class NotInBackup(DupstackError):
     """A host has no backup yet, or the path asked for is not in it at that time."""
 

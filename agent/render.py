@@ -84,7 +84,8 @@ def print_status(entries: list[dict[str, Any]]) -> None:
             _minute(run.get("end")) or "never",
             run.get("result", "-"),
             *(str(entry.get(key, "-")) for key in ("chain_length", "chains", "sets")),
-            f"{size // 1024} KiB" if size is not None else "-",
+            (f"{size // 1024} KiB" if size is not None else "-")
+            + (f" of {entry['quota'] // 1024} KiB" if entry.get("quota") else ""),
             _minute(entry.get("last_full")) or "-",
             _minute(entry.get("next_full")) or "-",
             _minute(entry["schedule"]["next_backup"]) or "not scheduled",

@@ -19,12 +19,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from agent import execute, remote
+from agent import execute, quota, remote
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import backup_name
 from agent.duplicity.prune import cleanup_command
-from agent.errors import DupstackError, HookFailed, HostBusy, HostNotReady, UsageError
+from agent.errors import (
+    DupstackError,
+    HookFailed,
+    HostBusy,
+    HostNotReady,
+    QuotaExceeded,
+    RemoteCommandFailed,
+    UsageError,
+)
 from agent.execute import ANY_EXIT
 from agent.hooks import HostRun
 from agent.host import HostContext
@@ -169,7 +177,7 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
         run.tenant = tenant
         try:
             try:
-                kind = _back_up(run, argv, say)
+                kind = _back_up(run, argv, say, lambda: _stop_duplicity(ssh, host))
             except DupstackError as failed:  # the after hooks still have the session
                 run.error = failed
                 run.dispatch("after_failure")
@@ -182,8 +190,9 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
     return kind
 
 
-def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
-    """Inside the host's session: clean up, before hooks, duplicity, seal; the set's kind."""
+def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], None]) -> str | None:
+    """Inside the host's session: clean up, before hooks, duplicity (in its write window,
+    watched for its quota), screen, seal; the set's kind."""
     context, log, tenant = run.context, run.log, run.tenant
     assert tenant is not None
     host, paths = context.host, context.paths
@@ -204,9 +213,31 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say) -> str | None:
             "nothing was backed up",
             hint=f"fix the command in hooks.before of {host.name}; log: {log.name}",
         )
+    reserve = context.inventory.reserve
+    if refusal := quota.over(host.name, context.folder, host.quota, reserve):
+        raise refusal
     say(host.name, f"backing up {' '.join(host.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
-    done = tenant.run(argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True)
+    stopped: QuotaExceeded | None = None
+    with (
+        quota.write_window(context.folder),
+        quota.watchdog(host.name, context.folder, host.quota, reserve, stop) as exceeded,
+    ):
+        try:
+            done = tenant.run(
+                argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True
+            )
+        except RemoteCommandFailed:  # killed by the watchdog (exit -1), or cut off
+            if (stopped := exceeded()) is None:
+                raise
+    stopped = stopped or quota.over(host.name, context.folder, host.quota, reserve)
+    if stopped:
+        # What this run wrote takes the room of others: it goes (it is all unsealed now).
+        for name in unsealed(paths, host):
+            (context.folder / name).unlink(missing_ok=True)
+        stopped.message += "; what this run wrote was removed, nothing was backed up"
+        log.write(f"dupctl: stopped: {stopped.message}\n")
+        raise stopped
     context.check(done, log=log.name, pushed=True)
     run.quarantined += context.screen(unsealed(paths, host), notice)
     kind = set_kind(seal(paths, host))
@@ -226,6 +257,17 @@ def _refuse_if_skewed(tenant: remote.Session, host: HostConfig) -> None:
             f"of this server's ({there:%Y-%m-%d %H:%M} UTC there): nothing was backed up",
             hint=f"set {host.name}'s clock (NTP: timedatectl set-ntp true), then rerun",
         )
+
+
+def _stop_duplicity(ssh: remote.Ssh, host: HostConfig) -> None:
+    """Stop the host's duplicity of its sets, over a connection of its own (the run's is
+    busy waiting for it)."""
+    pattern = f"[-]-name[ =]{backup_name(host.name)}( |$)"
+    pkill = 'pkill --ns $$ --nslist net -f "$1" || [ $? = 1 ]'
+    try:
+        remote.run(ssh, host, ("sh", "-c", pkill, "sh", pattern))
+    except DupstackError as error:  # it may be ending by itself: the run's error says the rest
+        logger.warning("%s: could not stop duplicity: %s", host.name, error.message)
 
 
 def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from agent import quota
 from agent.config.load import HostConfig, load_inventory
 from agent.duplicity.status import collection_status_command, parse_collection_status
 from agent.errors import DupstackError
@@ -70,6 +71,8 @@ def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
         "chain_length": len(primary[0].sets) if primary else 0,
         "incomplete_sets": collection.incomplete_sets,
         "size": sum(f.stat().st_size for f in os.scandir(backups_dir(paths, sets.host))),
+        "usage": quota.usage(backups_dir(paths, sets.host)),  # on disk, as quota counts it
+        "quota": sets.host.quota,
         "last_backup": _when(collection.last_backup),
         "last_full": _when(last_full),
         "next_full": _when(last_full + due if last_full else None),

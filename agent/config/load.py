@@ -42,6 +42,7 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "keep_full": 4,
     "remove_older_than": None,
     "volsize": 200,
+    "quota": None,
     "hooks": {"before": [], "after_success": [], "after_failure": [], "always": []},
     # Daily at the host's own time between 01:00 and 05:59; prune on Sundays before that.
     "schedule": {"backup": "H H(1-5) * * *", "prune": "H 0 * * 0", "catch_up": True},
@@ -75,6 +76,7 @@ class HostConfig:
     schedule: HostSchedule
     # phase (before, after_success, after_failure, always) -> commands run on the host
     hooks: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    quota: int | None = None  # bytes its sets may take on the volume; None: no limit
 
     @property
     def sftp_user(self) -> str:
@@ -90,6 +92,7 @@ class Inventory:
     server_port: int
     hosts: Mapping[str, HostConfig]
     file: Path  # where it was read, for errors
+    reserve: int | None = None  # bytes kept free on the volume (None: agent/quota.py's default)
 
     def host(self, name: str) -> HostConfig:
         """The host called `name`; UnknownHost (with the known names) if there is none."""
@@ -99,6 +102,15 @@ class Inventory:
                 f"no host {name!r} in {self.file} (hosts: {known})", hint=ADD_HOST_HINT
             )
         return self.hosts[name]
+
+
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(text: str) -> int:
+    """`50G` as bytes (the schema checked the form)."""
+    unit = text[-1] if text[-1] in UNITS else ""
+    return int(text.removesuffix(unit)) * UNITS[unit]
 
 
 def read_document(paths: ServerPaths) -> dict[str, Any]:
@@ -379,11 +391,16 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             volsize=merged["volsize"],
             schedule=HostSchedule(**schedule),
             hooks={phase: tuple(map(tuple, commands)) for phase, commands in hooks.items()},
+            quota=size_bytes(merged["quota"]) if merged["quota"] else None,
         )
     _raise_if_any(problems, file, node)
     server = document["server"]
     return Inventory(
-        file=file, server_address=server["address"], server_port=server.get("port", 22), hosts=hosts
+        file=file,
+        server_address=server["address"],
+        server_port=server.get("port", 22),
+        hosts=hosts,
+        reserve=size_bytes(server["reserve"]) if "reserve" in server else None,
     )
 
 

@@ -9,7 +9,7 @@ import os
 import pwd
 from pathlib import Path
 
-from agent import execute
+from agent import execute, quota
 from agent.files import write_atomic
 from agent.hostsetup.keys import same_key
 from agent.paths import ServerPaths
@@ -76,7 +76,8 @@ def ensure_account(paths: ServerPaths, account: str, public_key: str, report: Re
     for directory, group, mode in (
         (paths.hosts_dir, 0, 0o755),
         (chroot, 0, 0o755),  # sshd requires a root-owned chroot nobody else may write
-        (chroot / "backups", gid, 0o1770),  # sticky: the account cannot delete root's files
+        # Sticky: the account cannot delete root's files; writable only during its runs.
+        (chroot / "backups", gid, quota.CLOSED),
     ):
         if _ensure_dir(directory, group, mode):
             changes.append(str(directory))

@@ -121,7 +121,8 @@ def test_hosts_are_added_with_chrooted_sftp_accounts(fleet: Fleet, bs: Host, add
         chroot = bs.run(
             ["stat", "-c", "%U:%G %a", f"{HOSTS}/{account}", f"{HOSTS}/{account}/backups"]
         )
-        assert chroot.stdout.splitlines() == ["root:root 755", f"root:{account} 1770"]
+        # 1750: the host may add files only during its runs (agent/quota.py), when it is 1770
+        assert chroot.stdout.splitlines() == ["root:root 755", f"root:{account} 1750"]
         host = fleet.hosts[name]
         files = host.run(["stat", "-c", "%a", TENANT_KEY, "/root/.ssh/dupstack_known_hosts"])
         assert files.stdout.split() == ["600", "600"]
@@ -174,7 +175,11 @@ def test_a_sealed_backup_file_cannot_be_deleted_renamed_or_overwritten(
 ) -> None:
     web1 = fleet.hosts["web1"]
     web1.run(["sh", "-c", "echo 'volume 1' > /tmp/vol1"])
+    outside = sftp(web1, bs, "dup-web1", "put /tmp/vol1 /backups/duplicity-full.vol1.difftar.gpg")
+    assert outside.returncode != 0  # no run of web1 holds its lock: nothing can be added
+    bs.run(["chmod", "1770", f"{HOSTS}/dup-web1/backups"])  # as during a run of web1
     put = sftp(web1, bs, "dup-web1", "put /tmp/vol1 /backups/duplicity-full.vol1.difftar.gpg")
+    bs.run(["chmod", "1750", f"{HOSTS}/dup-web1/backups"])
     assert put.returncode == 0, put.stderr
     sealed = f"{HOSTS}/dup-web1/backups/duplicity-full.vol1.difftar.gpg"
     bs.run(["chown", "root:dup-web1", sealed])  # what the server does after each run

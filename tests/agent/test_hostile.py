@@ -15,7 +15,7 @@ import pytest
 
 from agent.hostsetup.tenant import sftp_probe_argv
 from fleet import Fleet, Host
-from fleet.backup import BACKUPS, backup_server, dupctl, ok
+from fleet.backup import BACKUPS, backup_server, dupctl, ok, set_host_options
 from tests.agent.backup_fleet import DATA, passphrase, snapshot, status, tenant, write_files
 
 pytestmark = pytest.mark.root
@@ -36,16 +36,23 @@ def bs(fleet: Fleet) -> Host:
     return fleet.hosts["bs"]
 
 
-def plant(fleet: Fleet, host: Host, files: dict[str, bytes]) -> None:
-    """Upload `files` into the host's own backups folder with its own SFTP account."""
+def plant(fleet: Fleet, host: Host, files: dict[str, bytes], during_a_run: bool = True) -> int:
+    """Upload `files` into the host's own backups folder with its own SFTP account, while
+    its folder is open for writes as during one of its runs; sftp's exit code."""
     bs = fleet.hosts["bs"]
+    folder = BACKUPS.format(host.name)
     commands = []
     for name, content in files.items():
         host.path(f"/tmp/{name}").write_bytes(content)
         commands.append(f"put /tmp/{name} /backups/{name}")
     argv = sftp_probe_argv(f"dup-{host.name}", (bs.address, 22))
-    done = host.run(argv, input="".join(f"{c}\n" for c in commands), check=False)
-    assert done.returncode == 0, done.stderr
+    if during_a_run:
+        bs.run(["chmod", "1770", folder])
+    try:
+        done = host.run(argv, input="".join(f"{c}\n" for c in commands), check=False)
+    finally:
+        bs.run(["chmod", "1750", folder])
+    return done.returncode
 
 
 def sealed_end(bs: Host, name: str) -> str:
@@ -82,7 +89,9 @@ def test_planted_files_are_quarantined_and_the_history_stays_usable(fleet: Fleet
         f"duplicity-inc.{last}.to.{soon}.manifest.gpg": encrypt(bs, "hosta", b"not a manifest"),
         "notes.txt": b"hello\n",
     }
-    plant(fleet, hosta, planted)
+    assert plant(fleet, hosta, planted, during_a_run=False) != 0  # between runs: refused
+    assert not (set(planted) & set(os.listdir(bs.path(BACKUPS.format("hosta")))))
+    assert plant(fleet, hosta, planted) == 0
     # Reading the history before the next backup already works: restore screens first.
     restored = dupctl(bs, "restore", "hosta", "--path", DATA, "--to", "/tmp/before")
     assert restored.returncode == 0, restored.stderr
@@ -103,7 +112,9 @@ def test_planted_files_are_quarantined_and_the_history_stays_usable(fleet: Fleet
 
 def test_planting_during_the_next_run_is_caught_before_sealing(fleet: Fleet, bs: Host) -> None:
     hosta = fleet.hosts["hosta"]
-    plant(fleet, hosta, {"duplicity-full.20991231T235959Z.manifest.gpg": os.urandom(64)})
+    assert (
+        plant(fleet, hosta, {"duplicity-full.20991231T235959Z.manifest.gpg": os.urandom(64)}) == 0
+    )
     done = dupctl(bs, "backup", "hosta")
     assert done.returncode == 0, done.stderr
     assert "hosta: quarantined duplicity-full.20991231T235959Z.manifest.gpg: " in done.stdout
@@ -128,3 +139,34 @@ def test_a_host_whose_clock_is_off_is_refused(fleet: Fleet, bs: Host) -> None:
     assert "hostb's clock is 87600.0 h ahead of this server's" in done.stderr
     assert "timedatectl set-ntp true" in done.stderr
     assert status(bs, "hostb")["sets"] == before
+
+
+def test_a_host_over_its_quota_is_stopped_alone(fleet: Fleet, bs: Host) -> None:
+    hosta = fleet.hosts["hosta"]
+    used = int(bs.run(["du", "-sb", BACKUPS.format("hosta")]).stdout.split()[0])
+    set_host_options(bs, "hosta", quota=f"{used // 1024 + 64}K")  # 64 KiB of room left
+    big = hosta.path(f"{DATA}/big.bin")
+    big.write_bytes(os.urandom(8 << 20))  # incompressible: 8 MiB to upload
+    try:
+        done = dupctl(bs, "backup", "hosta", "hostb", "--json")
+        assert done.returncode == 14, done.stderr
+        runs = {run["host"]: run for run in json.loads(done.stdout)}
+        assert runs["hosta"]["result"] == "failed"
+        assert runs["hosta"]["error"].startswith("hosta is over its quota: its sets take")
+        assert runs["hostb"]["result"] == "ok"  # the other host is not touched
+        assert "raise hosts.hosta.quota in the inventory" in done.stderr
+        assert "what this run wrote was removed, nothing was backed up" in done.stderr
+        again = dupctl(bs, "backup", "hosta")  # the same run again: stopped again
+        assert again.returncode == 14, again.stderr
+        assert status(bs, "hosta")["incomplete_sets"] == 0  # nothing half-written is left
+    finally:
+        big.unlink()
+        set_host_options(bs, "hosta", quota=None)
+    after = dupctl(bs, "backup", "hosta")
+    assert after.returncode == 0, after.stderr  # the stopped run's files are cleaned up
+    mode = bs.path(BACKUPS.format("hosta")).stat().st_mode & 0o7777
+    assert mode == 0o1750  # closed again after every run
+    restored = dupctl(bs, "restore", "hosta", "--path", DATA, "--to", "/tmp/quota")
+    assert restored.returncode == 0, restored.stderr
+    assert snapshot(bs, f"/tmp/quota{DATA}") == snapshot(hosta)
+    assert status(bs, "hostb")["last_run"]["result"] == "ok"

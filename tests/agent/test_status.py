@@ -65,8 +65,8 @@ def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
     schedule = web2.pop("schedule")
     assert web2 == {
         "host": "web2", "last_run": None, "chains": 0, "sets": 0, "chain_length": 0,
-        "incomplete_sets": 0, "size": 0, "last_backup": None, "last_full": None,
-        "next_full": None, "error": None,
+        "incomplete_sets": 0, "size": 0, "usage": 0, "quota": None, "last_backup": None,
+        "last_full": None, "next_full": None, "error": None,
     }  # fmt: skip
     assert (schedule["backup"], schedule["prune"], schedule["catch_up"]) == (
         "H H(1-5) * * *", "H 0 * * 0", True,

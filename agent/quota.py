@@ -1,0 +1,105 @@
+"""Per-host room on the volume, enforced by the server (the kernel may lack quota support).
+
+- A host's folder takes writes only while a run of that host holds its lock (1770); between
+  runs it is 1750, so nothing can be added over its SFTP account then: neither filler nor
+  planted files.
+- Before a run: the host's sets must be under its `quota`, and the volume must have more free
+  space than the inventory's `reserve`.
+- During the run a watchdog reads both five times a second and stops the host's duplicity
+  (over a connection of its own) the moment either is crossed, and the run checks again when
+  duplicity ends: what such a run wrote is removed, that host fails alone, and every other
+  host keeps the reserve for its metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from agent.errors import QuotaExceeded
+
+OPEN, CLOSED = 0o1770, 0o1750  # the host's group may create files / only read
+INTERVAL = 0.2  # seconds between the watchdog's looks
+
+
+def usage(folder: Path) -> int:
+    """Bytes the files in `folder` take on disk."""
+    total = 0
+    for entry in os.scandir(folder):
+        info = entry.stat(follow_symlinks=False)
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_blocks * 512
+    return total
+
+
+def free(folder: Path) -> int:
+    volume = os.statvfs(folder)
+    return volume.f_bavail * volume.f_frsize
+
+
+def shown(size: int) -> str:
+    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}iB"
+    return f"{size} B"
+
+
+def default_reserve(folder: Path) -> int:
+    """256 MiB, or a tenth of a small volume."""
+    volume = os.statvfs(folder)
+    return min(256 << 20, volume.f_blocks * volume.f_frsize // 10)
+
+
+def over(host: str, folder: Path, quota: int | None, reserve: int | None) -> QuotaExceeded | None:
+    """Why the host may not write more now, or None (`reserve` None: the default)."""
+    reserve = default_reserve(folder) if reserve is None else reserve
+    if quota is not None and (used := usage(folder)) >= quota:
+        return QuotaExceeded(
+            f"{host} is over its quota: its sets take {shown(used)} of {shown(quota)}",
+            hint=f"prune it (dupctl prune {host}), or raise hosts.{host}.quota in the inventory",
+        )
+    if (left := free(folder)) < reserve:
+        return QuotaExceeded(
+            f"the backup volume has {shown(left)} free, less than the reserve of "
+            f"{shown(reserve)} kept for every host's metadata: {host} was stopped",
+            hint="prune (dupctl prune), grow the volume, or give hosts quotas",
+        )
+    return None
+
+
+@contextmanager
+def write_window(folder: Path) -> Iterator[None]:
+    """The host's folder takes new files while this lasts (its run), only then."""
+    os.chmod(folder, OPEN)
+    try:
+        yield
+    finally:
+        os.chmod(folder, CLOSED)
+
+
+@contextmanager
+def watchdog(
+    host: str, folder: Path, quota: int | None, reserve: int | None, stop: Callable[[], None]
+) -> Iterator[Callable[[], QuotaExceeded | None]]:
+    """Call `stop` once the host goes over; yields what it found (None while all is well)."""
+    found: list[QuotaExceeded] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(INTERVAL):
+            if reason := over(host, folder, quota, reserve):
+                found.append(reason)
+                stop()
+                return
+
+    thread = threading.Thread(target=watch, name=f"quota-{host}", daemon=True)
+    thread.start()
+    try:
+        yield lambda: found[0] if found else None
+    finally:
+        done.set()
+        thread.join()
