@@ -108,11 +108,11 @@ class Local:
                 input.encode() if input is not None else None, timeout=timeout
             )
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
+            _signal_group(process.pid, signal.SIGTERM)
             process.communicate()
             raise CommandFailed(f"{shlex.join(argv)} timed out after {timeout:g} s") from None
         except KeyboardInterrupt:
-            os.killpg(process.pid, signal.SIGINT)
+            _signal_group(process.pid, signal.SIGINT)
             process.communicate()
             raise
         result = Result(process.returncode, decode(stdout), decode(stderr))
@@ -125,6 +125,31 @@ class Local:
                 + (f": {detail[-1]}" if detail else "")
             )
         return result
+
+
+def _signal_group(pid: int, signal_number: int) -> None:
+    """Pass a signal on to a command's process group (gone already: nothing to do)."""
+    try:
+        os.killpg(pid, signal_number)
+    except ProcessLookupError:
+        pass
+
+
+def head_of_output(argv: Sequence[str], *, input: str, keep: int) -> tuple[int, bytes]:
+    """(exit code, the first `keep` bytes of stdout) of `argv`, the rest of its output read
+    and dropped as it comes: for output that may be far larger than memory."""
+    process = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(input.encode())
+    process.stdin.close()
+    head = b""
+    while chunk := process.stdout.read(1 << 16):
+        if len(head) < keep:
+            head += chunk[: keep - len(head)]
+    return process.wait(), head
 
 
 LOCAL = Local()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import execute, screening
+from agent import execute, quota, screening
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.common import Repository, Selection
 from agent.duplicity.exit_codes import interpret
@@ -110,7 +110,8 @@ def open_host(paths: ServerPaths, name: str, *, need_backup: bool = True) -> Hos
     """Inventory host `name` in context; NotInBackup if `need_backup` and it has none yet."""
     inventory = load_inventory(paths)
     context = HostContext.of(paths, inventory, inventory.host(name))
-    if unsealed(paths, context.host):  # planted between runs, or a run's: not while it runs
+    # What a run left (not while one may still write: its lock held, or its folder open)
+    if unsealed(paths, context.host) and not quota.is_open(context.folder):
         try:
             with host_lock(paths, name):
                 context.screen(unsealed(paths, context.host), lambda line: None)

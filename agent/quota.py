@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent import execute
 from agent.errors import QuotaExceeded
 
 OPEN, CLOSED = 0o1770, 0o1750  # the host's group may create files / only read
@@ -27,12 +29,13 @@ INTERVAL = 0.2  # seconds between the watchdog's looks
 
 
 def usage(folder: Path) -> int:
-    """Bytes the files in `folder` take on disk."""
+    """Bytes the entries in `folder` take on disk (one that vanishes meanwhile counts 0)."""
     total = 0
     for entry in os.scandir(folder):
-        info = entry.stat(follow_symlinks=False)
-        if stat.S_ISREG(info.st_mode):
-            total += info.st_blocks * 512
+        try:
+            total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
     return total
 
 
@@ -72,13 +75,34 @@ def over(host: str, folder: Path, quota: int | None, reserve: int | None) -> Quo
 
 
 @contextmanager
-def write_window(folder: Path) -> Iterator[None]:
-    """The host's folder takes new files while this lasts (its run), only then."""
+def write_window(folder: Path, account: str) -> Iterator[None]:
+    """The host's folder takes new files while this lasts (its run), only then. At its end,
+    whatever happened: closed, the account's SFTP sessions ended (a handle opened during the
+    window must not write on), and what it still owns made read-only (it cannot chmod it
+    back: setstat is denied)."""
     os.chmod(folder, OPEN)
     try:
         yield
     finally:
-        os.chmod(folder, CLOSED)
+        close(folder, account)
+
+
+def close(folder: Path, account: str) -> None:
+    """Close the host's folder for writes, here and now (also one a killed run left open)."""
+    os.chmod(folder, CLOSED)
+    execute.run(("pkill", "-KILL", "-u", account), ok_codes=(0, 1))  # 1: none was running
+    uid = pwd.getpwnam(account).pw_uid
+    for entry in os.scandir(folder):
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid == uid and stat.S_ISREG(info.st_mode) and info.st_mode & 0o222:
+                os.chmod(entry.path, 0o440)
+        except OSError:
+            continue
+
+
+def is_open(folder: Path) -> bool:
+    return stat.S_IMODE(folder.stat().st_mode) == OPEN
 
 
 @contextmanager
@@ -91,10 +115,14 @@ def watchdog(
 
     def watch() -> None:
         while not done.wait(INTERVAL):
-            if reason := over(host, folder, quota, reserve):
-                found.append(reason)
+            try:
+                reason = over(host, folder, quota, reserve)
+            except OSError as error:  # the folder itself is gone or unreadable: stop too
+                reason = QuotaExceeded(f"{host}: cannot measure its folder: {error}")
+            if reason:  # keep stopping until the run ends: a host may not cooperate
+                if not found:
+                    found.append(reason)
                 stop()
-                return
 
     thread = threading.Thread(target=watch, name=f"quota-{host}", daemon=True)
     thread.start()

@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent import execute
+from agent.execute import ANY_EXIT
 from agent.files import make_private_dir
-from agent.keys import keyring
 
 STAMP = r"\d{8}T\d{6}Z"
 # The names duplicity 3.2.1 gives a set's files (duplicity/file_naming.py), encrypted.
 NAMES = re.compile(
-    rf"duplicity-full\.(?P<time>{STAMP})\.(?:vol\d+\.difftar|manifest|jsonstat)\.gpg"
+    rf"duplicity-full\.(?P<time>{STAMP})\.(?:vol[1-9]\d*\.difftar|manifest|jsonstat)\.gpg"
     rf"|duplicity-full-signatures\.(?P<sigtime>{STAMP})\.sigtar\.gpg"
     rf"|duplicity-inc\.(?P<start>{STAMP})\.to\.(?P<end>{STAMP})\."
-    r"(?:vol\d+\.difftar|manifest|jsonstat)\.gpg"
+    r"(?:vol[1-9]\d*\.difftar|manifest|jsonstat)\.gpg"
     rf"|duplicity-new-signatures\.(?P<sigstart>{STAMP})\.to\.(?P<sigend>{STAMP})\.sigtar\.gpg"
 )
 # A host whose clock is ahead of the server's by more than this is refused (agent/actions/
@@ -64,8 +65,23 @@ def ends_of_sets(names: Iterable[str]) -> set[str]:
     return ends - {None}
 
 
+def set_of(name: str) -> str:
+    """The set a file belongs to: `full.T` or `inc.T1.T2` (signatures go with it)."""
+    found = NAMES.fullmatch(name)
+    if found is None:
+        return name
+    if found["time"] or found["sigtime"]:
+        return f"full.{found['time'] or found['sigtime']}"
+    return f"inc.{found['start'] or found['sigstart']}.{found['end'] or found['sigend']}"
+
+
 def reason_to_refuse(
-    folder: Path, name: str, sealed_ends: set[str], passphrase: str, now: datetime
+    folder: Path,
+    name: str,
+    sealed_ends: set[str],
+    passphrase: str,
+    now: datetime,
+    closed_sets: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why `name` (in `folder`) may not join the history; None if it may."""
     found = NAMES.fullmatch(name)
@@ -78,8 +94,13 @@ def reason_to_refuse(
     if info.st_size == 0:
         return "empty (a run that stopped while writing it, or planted)"
     times = [found[key] for key in ("time", "sigtime", "start", "end", "sigstart", "sigend")]
-    if any(_time(stamp) > now + SKEW_TOLERANCE for stamp in times if stamp):
-        return "dated in the future"
+    try:
+        if any(_time(stamp) > now + SKEW_TOLERANCE for stamp in times if stamp):
+            return "dated in the future"
+    except ValueError:
+        return "not a real date and time"
+    if set_of(name) in closed_sets:
+        return "adds to a set that is already complete (its manifest is sealed)"
     start = found["start"] or found["sigstart"]
     if start and start not in sealed_ends:
         return f"extends no set of the host (nothing ends at {start})"
@@ -90,18 +111,30 @@ def reason_to_refuse(
 
 def decrypts(path: Path, passphrase: str) -> bool:
     """Whether `path` decrypts with `passphrase` (symmetric, as duplicity encrypts) into what
-    its name says: a manifest that lists volumes, or signatures that are a tar archive."""
-    with tempfile.TemporaryDirectory(prefix="dupstack-screen-") as scratch:
-        clear = Path(scratch) / "clear"
-        with keyring.temporary_keyring() as gpg, open(path, "rb") as sealed:
-            done = gpg.decrypt_file(sealed, passphrase=passphrase, output=str(clear))
-        if not done.ok or not clear.exists():
-            return False
-        if path.name.endswith(".manifest.gpg"):  # duplicity/manifest.py's to_string()
-            text = clear.read_bytes()
-            starts = text.startswith((b"Hostname ", b"Localdir ", b"Filelist "))
-            return starts and re.search(rb"(?m)^Volume 1:", text) is not None
-        return tarfile.is_tarfile(clear)
+    its name says: a manifest that lists volumes, or signatures that are a tar archive. gpg's
+    output is streamed and only its head kept (a signatures file may be gigabytes)."""
+    with tempfile.TemporaryDirectory(prefix="dupstack-screen-") as home:
+        status = Path(home) / "status"  # DECRYPTION_OKAY: it was encrypted, and it decrypted
+        argv = ("gpg", "--homedir", home, "--batch", "--quiet", "--no-tty", "--pinentry-mode",
+                "loopback", "--passphrase-fd", "0", "--status-file", str(status),
+                "--decrypt", str(path))  # fmt: skip
+        try:
+            code, head = execute.head_of_output(argv, input=passphrase + "\n", keep=1 << 20)
+            decrypted = status.exists() and "[GNUPG:] DECRYPTION_OKAY" in status.read_text()
+        finally:
+            execute.run(("gpgconf", "--homedir", home, "--kill", "gpg-agent"), ok_codes=ANY_EXIT)
+    if code != 0 or not decrypted:
+        return False
+    if path.name.endswith(".manifest.gpg"):  # duplicity/manifest.py's to_string()
+        starts = head.startswith((b"Hostname ", b"Localdir ", b"Filelist "))
+        return starts and (re.search(rb"(?m)^Volume 1:", head) is not None or len(head) >= 1 << 20)
+    if len(head) >= 512 and head[:512] == bytes(512):
+        return True  # an empty archive: the signatures of an incremental that changed nothing
+    try:  # else a tar's first header
+        tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        return False
+    return True
 
 
 def screen(
@@ -118,10 +151,11 @@ def screen(
     extend one of them, or a set among `names` that comes before it."""
     now = now or datetime.now(UTC)
     ends = ends_of_sets(sealed)
+    closed = frozenset(set_of(name) for name in sealed if name.endswith(".manifest.gpg"))
     refused: list[Refused] = []
     candidates = sorted(names, key=lambda name: (_first_time(name), name))
     for name in candidates:
-        reason = reason_to_refuse(folder, name, ends, passphrase, now)
+        reason = reason_to_refuse(folder, name, ends, passphrase, now, closed)
         if reason is None:
             ends |= ends_of_sets([name])
             continue

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 from agent import execute, quota, remote
@@ -177,9 +178,13 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
         run.tenant = tenant
         try:
             try:
-                kind = _back_up(run, argv, say, lambda: _stop_duplicity(ssh, host))
-            except DupstackError as failed:  # the after hooks still have the session
-                run.error = failed
+                kind = _back_up(run, argv, say, lambda: _stop(ssh, host, context.folder))
+            except BaseException as failed:  # the after hooks still have the session
+                run.error = (
+                    failed
+                    if isinstance(failed, DupstackError)
+                    else DupstackError(f"{host.name}: {failed!r}")
+                )
                 run.dispatch("after_failure")
                 run.dispatch("always")
                 raise
@@ -198,6 +203,8 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
     host, paths = context.host, context.paths
     _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
     _refuse_if_skewed(tenant, host)
+    if quota.is_open(context.folder):  # a killed run left it open; nothing of it runs now
+        quota.close(context.folder, host.sftp_user)
     context.private_caches(tenant)
     notice = lambda line: say(host.name, line)  # noqa: E731
     run.quarantined += context.screen(unsealed(paths, host), notice)  # planted, or half-written
@@ -220,7 +227,7 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
     stopped: QuotaExceeded | None = None
     with (
-        quota.write_window(context.folder),
+        quota.write_window(context.folder, host.sftp_user),
         quota.watchdog(host.name, context.folder, host.quota, reserve, stop) as exceeded,
     ):
         try:
@@ -230,7 +237,9 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
         except RemoteCommandFailed:  # killed by the watchdog (exit -1), or cut off
             if (stopped := exceeded()) is None:
                 raise
-    stopped = stopped or quota.over(host.name, context.folder, host.quota, reserve)
+    stopped = stopped or exceeded()  # the watchdog stopped it (whatever its exit code)
+    if stopped is None and done.exit_code == 0:  # a failed run is its own error, below
+        stopped = quota.over(host.name, context.folder, host.quota, reserve)
     if stopped:
         # What this run wrote takes the room of others: it goes (it is all unsealed now).
         for name in unsealed(paths, host):
@@ -259,9 +268,11 @@ def _refuse_if_skewed(tenant: remote.Session, host: HostConfig) -> None:
         )
 
 
-def _stop_duplicity(ssh: remote.Ssh, host: HostConfig) -> None:
-    """Stop the host's duplicity of its sets, over a connection of its own (the run's is
-    busy waiting for it)."""
+def _stop(ssh: remote.Ssh, host: HostConfig, folder: Path) -> None:
+    """Stop the host writing: its folder closed and its SFTP sessions ended here (whatever
+    the host does), then its duplicity stopped there, over a connection of its own (the
+    run's is busy waiting for it)."""
+    quota.close(folder, host.sftp_user)
     pattern = f"[-]-name[ =]{backup_name(host.name)}( |$)"
     pkill = 'pkill --ns $$ --nslist net -f "$1" || [ $? = 1 ]'
     try:

@@ -35,6 +35,7 @@ from agent.hostsetup.tenant import (
     probe_sftp,
     sftp_key_pair,
 )
+from agent.locks import host_lock
 from agent.paths import ServerPaths
 from agent.report import Report
 from agent.repository import TENANT_KEY, TENANT_KNOWN_HOSTS
@@ -83,12 +84,20 @@ class Inventoried:
 def add_host(
     paths: ServerPaths, request: HostRequest, ssh: remote.Ssh, say: Callable[[str], None]
 ) -> Report:
-    """Make `request.name` ready for backups; returns what changed (nothing on a rerun)."""
+    """Make `request.name` ready for backups; returns what changed (nothing on a rerun).
+    Under the host's lock: never while a run of it uses its account and folder."""
     if not HOST_NAME.fullmatch(request.name):
         raise UsageError(
             f"bad host name {request.name!r}",
             hint="1 to 28 lowercase letters, digits or '-' (it becomes the account dup-NAME)",
         )
+    with host_lock(paths, request.name):
+        return _add(paths, request, ssh, say)
+
+
+def _add(
+    paths: ServerPaths, request: HostRequest, ssh: remote.Ssh, say: Callable[[str], None]
+) -> Report:
     inventoried = Inventoried.read(paths, request.name)
     server = server_endpoint(paths, inventoried, request)
     settings, server_section = planned_entry(inventoried, request)
@@ -210,15 +219,12 @@ class Undo:
     def run(self) -> list[str]:
         """Take back what was made (best effort: a failure here must not hide the cause)."""
         steps = []
-        if not self.had_pin and self.known_hosts is not None:
-            steps.append(
-                (
-                    "host key pin",
-                    lambda: write_atomic(self.ssh.known_hosts, self.known_hosts, 0o600),
-                )
-            )
-        elif not self.had_pin:
-            steps.append(("host key pin", lambda: self.ssh.known_hosts.unlink(missing_ok=True)))
+        now = self.ssh.known_hosts.read_text() if self.ssh.known_hosts.exists() else None
+        saved = self.known_hosts
+        if now != saved and saved is not None:  # the pins as they were, whatever changed
+            steps.append(("host key pins", lambda: write_atomic(self.ssh.known_hosts, saved)))
+        elif now != saved:
+            steps.append(("host key pins", lambda: self.ssh.known_hosts.unlink(missing_ok=True)))
         if not self.had_key_file:
             steps.append((str(self.key_file), lambda: self.key_file.unlink(missing_ok=True)))
         if not self.had_chroot:

@@ -7,8 +7,9 @@ import shutil
 from collections.abc import Callable
 
 from agent import execute, remote
-from agent.config.load import load_inventory
+from agent.config.load import HOST_NAME, load_inventory
 from agent.config.load import remove_host as remove_from_inventory
+from agent.errors import UsageError
 from agent.files import write_atomic
 from agent.hostsetup.accounts import sftp_account, userdel_argv
 from agent.locks import host_lock
@@ -23,6 +24,8 @@ def remove_host(
     """Remove `name`'s account, SFTP key, host key pin and inventory entry (and, if `purge`,
     its backups). Removing a host that is not there changes nothing. Under the host's lock:
     HostBusy while a backup or prune of it runs (its account must not vanish mid-run)."""
+    if not HOST_NAME.fullmatch(name):  # it names files and folders: nothing outside them
+        raise UsageError(f"bad host name {name!r}", hint="dupctl host list shows the hosts")
     with host_lock(paths, name) as note:
         if note:
             say(f"host remove {name}: {note}")

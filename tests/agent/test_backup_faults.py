@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleet import Fleet, Host, _pids_in_netns
 from fleet.backup import BACKUPS, backup_server, set_host_options
@@ -92,10 +93,22 @@ def test_a_full_volume_fails_clearly_and_the_next_run_succeeds(fleet: Fleet, bs:
     free = os.statvfs(bs.path("/mnt/vdb"))
     filler = bs.path("/mnt/vdb/filler")
     bs.run(["fallocate", "-l", str(free.f_bavail * free.f_frsize - 1_000_000), str(filler)])
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    kept = inventory.read_text()
     try:
+        # The reserve (a tenth of this small volume) refuses the run before it writes.
+        refused = backup(bs, "big")
+        assert refused.returncode == 14, refused.stderr
+        assert re.search(r"the backup volume has [\d.]+ [KM]iB free, less than the reserve",
+                         refused.stderr)  # fmt: skip
+        # Without a reserve the volume fills while duplicity writes: a clear error too.
+        document = yaml.safe_load(kept)
+        document["server"]["reserve"] = "1K"
+        inventory.write_text(yaml.safe_dump(document))
         full = backup(bs, "big")
     finally:
         filler.unlink()
+        inventory.write_text(kept)
     assert full.returncode == 7
     assert re.search(r"big: the backup volume /mnt/vdb is full \(\d+ bytes free\)", full.stderr)
     assert "free space (dupctl prune) or grow the volume" in full.stderr
@@ -203,7 +216,11 @@ def test_a_run_still_going_on_the_host_is_never_cleaned_up_under_it(fleet: Fleet
     [duplicity] = [  # the host's duplicity (hosts share this machine's pids)
         pid
         for pid in _pids_in_netns(orphan.keeper.net)
-        if b"duplicity" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        # duplicity itself, not its gpg (whose temp paths hold "duplicity" too)
+        if any(
+            arg == b"duplicity" or arg.endswith(b"/duplicity")
+            for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        )
     ]
     os.kill(duplicity, signal.SIGSTOP)  # holds it mid-set while the next runs try
     run.kill()  # dupctl only

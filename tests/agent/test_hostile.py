@@ -36,7 +36,9 @@ def bs(fleet: Fleet) -> Host:
     return fleet.hosts["bs"]
 
 
-def plant(fleet: Fleet, host: Host, files: dict[str, bytes], during_a_run: bool = True) -> int:
+def plant(
+    fleet: Fleet, host: Host, files: dict[str, bytes], during_a_run: bool = True, mkdir: str = ""
+) -> int:
     """Upload `files` into the host's own backups folder with its own SFTP account, while
     its folder is open for writes as during one of its runs; sftp's exit code."""
     bs = fleet.hosts["bs"]
@@ -45,6 +47,8 @@ def plant(fleet: Fleet, host: Host, files: dict[str, bytes], during_a_run: bool 
     for name, content in files.items():
         host.path(f"/tmp/{name}").write_bytes(content)
         commands.append(f"put /tmp/{name} /backups/{name}")
+    if mkdir:
+        commands.append(f"mkdir /backups/{mkdir}")
     argv = sftp_probe_argv(f"dup-{host.name}", (bs.address, 22))
     if during_a_run:
         bs.run(["chmod", "1770", folder])
@@ -123,6 +127,33 @@ def test_planting_during_the_next_run_is_caught_before_sealing(fleet: Fleet, bs:
         "duplicity-full.20991231T235959Z.manifest.gpg: dated in the future"
     ]
     assert status(bs, "hosta")["error"] is None
+
+
+def test_names_duplicity_would_misread_are_refused(fleet: Fleet, bs: Host) -> None:
+    """A second "volume 1" (vol01) of a sealed set, or an impossible date, would make every
+    later duplicity of the host fail: neither joins the history."""
+    hosta = fleet.hosts["hosta"]
+    full = next(n for n in os.listdir(bs.path(BACKUPS.format("hosta")))
+                if n.startswith("duplicity-full.") and n.endswith(".manifest.gpg"))  # fmt: skip
+    stamp = full.split(".")[1]
+    planted = {
+        f"duplicity-full.{stamp}.vol01.difftar.gpg": os.urandom(100),
+        f"duplicity-full.{stamp}.vol9.difftar.gpg": os.urandom(100),
+        "duplicity-full.20261131T000000Z.manifest.gpg": os.urandom(100),
+    }
+    assert plant(fleet, hosta, planted) == 0
+    assert plant(fleet, hosta, {}, mkdir="hidden") != 0  # no folders of its own
+    done = dupctl(bs, "backup", "hosta")
+    assert done.returncode == 0, done.stderr
+    reasons = dict(line.split(": ", 1) for line in status(bs, "hosta")["last_run"]["quarantined"])
+    assert reasons == {
+        f"duplicity-full.{stamp}.vol01.difftar.gpg": "not a file duplicity writes",
+        f"duplicity-full.{stamp}.vol9.difftar.gpg":
+            "adds to a set that is already complete (its manifest is sealed)",
+        "duplicity-full.20261131T000000Z.manifest.gpg": "not a real date and time",
+    }  # fmt: skip
+    ok(dupctl(bs, "status", "hosta"))
+    assert dupctl(bs, "host", "remove", "x/../../etc").returncode == 2
 
 
 def test_a_host_whose_clock_is_off_is_refused(fleet: Fleet, bs: Host) -> None:
