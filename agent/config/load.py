@@ -109,7 +109,7 @@ UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def size_bytes(text: str) -> int:
     """`50G` as bytes (the schema checked the form)."""
-    unit = text[-1] if text[-1] in UNITS else ""
+    unit = text[-1] if text[-1] in UNITS and len(text) > 1 else ""
     return int(text.removesuffix(unit)) * UNITS[unit]
 
 

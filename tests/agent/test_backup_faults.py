@@ -103,7 +103,7 @@ def test_a_full_volume_fails_clearly_and_the_next_run_succeeds(fleet: Fleet, bs:
                          refused.stderr)  # fmt: skip
         # Without a reserve the volume fills while duplicity writes: a clear error too.
         document = yaml.safe_load(kept)
-        document["server"]["reserve"] = "1K"
+        document["server"]["reserve"] = "0"
         inventory.write_text(yaml.safe_dump(document))
         full = backup(bs, "big")
     finally:
