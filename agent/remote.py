@@ -15,6 +15,7 @@ import io
 import logging
 import shlex
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,6 +189,12 @@ class Session:
         command = remote_command(argv, self.host.user, secret is not None, stable)
         logger.debug("run on %s: %s", self.host.name, command)
         stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
+        started = time.monotonic()
+        timed_out = RemoteCommandFailed(
+            f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
+            if timeout is not None
+            else ""
+        )
         try:
             done = self.connection.run(
                 command,
@@ -201,9 +208,10 @@ class Session:
                 timeout=timeout,
             )
         except CommandTimedOut as error:
-            raise RemoteCommandFailed(
-                f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
-            ) from error
+            raise timed_out from error
+        # Under load invoke may end a timed-out command as killed (-1) without saying so.
+        if timeout is not None and done.exited == -1 and time.monotonic() - started >= timeout:
+            raise timed_out
         result = Result(done.exited, done.stdout, done.stderr)
         if result.exit_code not in ok_codes:
             last = result.stderr.strip().splitlines()[-1:] or [""]
