@@ -5,6 +5,7 @@ volume, read here as file:// or by the host's own duplicity over SFTP. Actions g
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,8 +81,12 @@ class HostContext:
 
     def private_caches(self, tenant: Runner | None = None) -> None:
         """duplicity's caches (plaintext manifests and signatures) root's alone, here and on
-        the host: what an earlier run or release left readable is closed before this one."""
-        lock_down_modes(Path(self.here.archive_dir))
+        the host: what an earlier run or release left readable is closed before this one.
+        Here, the archive folder itself and this host's cache in it (not every host's)."""
+        top = Path(self.here.archive_dir)
+        if top.is_dir() and (mode := stat.S_IMODE(top.stat().st_mode)) & 0o077:
+            top.chmod(mode & 0o700)
+        lock_down_modes(top / self.here.name)
         if tenant is not None:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))

@@ -15,12 +15,11 @@ from agent.paths import ServerPaths
 from agent.repository import backups_dir
 
 
-def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
-    """Names of the regular files in the host's backups folder that its account still owns."""
+def _files_owned_by(paths: ServerPaths, host: HostConfig, uid: int) -> list[str]:
+    """Names of the regular files in the host's backups folder that `uid` owns."""
     try:
-        uid = pwd.getpwnam(host.sftp_user).pw_uid
         entries = list(os.scandir(backups_dir(paths, host)))
-    except (KeyError, FileNotFoundError):
+    except FileNotFoundError:
         return []
     return sorted(
         entry.name
@@ -29,17 +28,18 @@ def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
     )
 
 
+def unsealed(paths: ServerPaths, host: HostConfig) -> list[str]:
+    """Names of the regular files in the host's backups folder that its account still owns."""
+    try:
+        uid = pwd.getpwnam(host.sftp_user).pw_uid
+    except KeyError:
+        return []
+    return _files_owned_by(paths, host, uid)
+
+
 def sealed(paths: ServerPaths, host: HostConfig) -> list[str]:
     """Names of the host's files already in its history (root's, sealed)."""
-    try:
-        entries = list(os.scandir(backups_dir(paths, host)))
-    except FileNotFoundError:
-        return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if (info := entry.stat(follow_symlinks=False)).st_uid == 0 and stat.S_ISREG(info.st_mode)
-    )
+    return _files_owned_by(paths, host, 0)
 
 
 def seal(paths: ServerPaths, host: HostConfig) -> list[str]:

@@ -102,9 +102,10 @@ def lock_for(python: str, arch: str, lock: str | None = None) -> str:
 
 def download(python: str, arch: str, into: Path) -> int:
     """Hash-checked wheels of the lock for one image into `into`; how many."""
+    wanted = lock_for(python, arch)
     with tempfile.TemporaryDirectory() as scratch:
         requirements = Path(scratch) / "requirements.txt"
-        requirements.write_text(lock_for(python, arch))
+        requirements.write_text(wanted)
         tags = [f"--platform=manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28")]
         subprocess.run(
             [str(BIN / "pip"), "download", "--quiet", "--no-deps", "--require-hashes",
@@ -114,7 +115,7 @@ def download(python: str, arch: str, into: Path) -> int:
             check=True,
             env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
         )  # fmt: skip
-        return len(lock_for(python, arch).splitlines())
+        return len(wanted.splitlines())
 
 
 def check_platforms() -> None:

@@ -273,21 +273,23 @@ def _stop(ssh: remote.Ssh, host: HostConfig, folder: Path) -> None:
     the host does), then its duplicity stopped there, over a connection of its own (the
     run's is busy waiting for it)."""
     quota.close(folder, host.sftp_user)
-    pattern = f"[-]-name[ =]{backup_name(host.name)}( |$)"
-    pkill = 'pkill --ns $$ --nslist net -f "$1" || [ $? = 1 ]'
     try:
-        remote.run(ssh, host, ("sh", "-c", pkill, "sh", pattern))
+        remote.run(ssh, host, _its_duplicity("pkill", host))
     except DupstackError as error:  # it may be ending by itself: the run's error says the rest
         logger.warning("%s: could not stop duplicity: %s", host.name, error.message)
 
 
-def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
-    """HostBusy if a duplicity of the host's sets runs there (dupctl killed or cut off)."""
+def _its_duplicity(tool: str, host: HostConfig) -> tuple[str, ...]:
+    """`pgrep` or `pkill` of the host's duplicity of its sets, as argv for the host."""
     # [-]: the pattern never matches itself (sh, sudo); no match: exit 0, not 1. --ns: only
     # processes in this session's network namespace (the test fleet's hosts share pids)
     pattern = f"[-]-name[ =]{backup_name(host.name)}( |$)"
-    pgrep = 'pgrep --ns $$ --nslist net -f "$1" || [ $? = 1 ]'
-    found = tenant.run(("sh", "-c", pgrep, "sh", pattern))
+    return ("sh", "-c", f'{tool} --ns $$ --nslist net -f "$1" || [ $? = 1 ]', "sh", pattern)
+
+
+def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
+    """HostBusy if a duplicity of the host's sets runs there (dupctl killed or cut off)."""
+    found = tenant.run(_its_duplicity("pgrep", host))
     if pids := found.stdout.split():
         raise HostBusy(
             f"{host.name}: duplicity (pid {', '.join(pids)}) still works on its sets there: "
