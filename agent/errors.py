@@ -120,6 +120,19 @@ class QuotaExceeded(DupstackError):
     exit_code = 14
 
 
+class DrillFailed(DupstackError):
+    """A restore drill found files that do not come back as the host has them, or could not
+    restore the sample at all (the failing paths are named)."""
+
+    exit_code = 15
+
+
+class NotificationFailed(DupstackError):
+    """No URL of the notifications took a message, or a host's ping failed."""
+
+    exit_code = 16
+
+
 class NotInBackup(DupstackError):
     """A host has no backup yet, or the path asked for is not in it at that time."""
 

@@ -26,6 +26,7 @@ class ServerPaths:
     state_dir: Path  # locks and the last run of each host
     log_dir: Path  # one log file per run and host
     cache_dir: Path  # duplicity's archive dir for the server-side commands
+    root: Path = Path("/")
 
     @classmethod
     def from_root(cls, root: Path = Path("/")) -> ServerPaths:
@@ -42,7 +43,12 @@ class ServerPaths:
             state_dir=_under(root, "/var/lib/dupstack"),
             log_dir=_under(root, "/var/log/dupstack"),
             cache_dir=_under(root, "/var/cache/dupstack"),
+            root=root,
         )
+
+    def under(self, absolute: str) -> Path:
+        """A path the inventory names (absolute on the server), under the same root."""
+        return _under(self.root, absolute)
 
     @property
     def install_env(self) -> Path:

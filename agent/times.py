@@ -46,3 +46,14 @@ def check_time(value: str | None, now: datetime | None = None) -> str | None:
             hint="leave --time out for the latest, or give a past time",
         )
     return value
+
+
+# duplicity's interval units (dup_time.intstringtoseconds): a month is 30 days, a year 365.
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400,
+                "Y": 365 * 86400}  # fmt: skip
+
+
+def interval(text: str) -> timedelta:
+    """`7D`, `12h`, `1W2D` as a duration, as duplicity reads --full-if-older-than."""
+    pairs = re.findall(r"(\d+)([smhDWMY])", text)
+    return timedelta(seconds=sum(int(count) * UNIT_SECONDS[unit] for count, unit in pairs))

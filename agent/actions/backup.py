@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from agent import execute, quota, remote
+from agent import execute, metrics, quota, remote
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import backup_name
@@ -148,6 +148,10 @@ def backup_host(
     )
     if log is not None or not isinstance(error, HostBusy):  # the lock holder records its own
         write_status(paths, record)
+        try:
+            metrics.refresh(paths, inventory)
+        except DupstackError as failed:  # the run's outcome stands
+            say(host.name, f"warning: {failed.message}")
     say(host.name, f"failed: {record.error}" if error else f"ok ({action}, {record.duration} s)")
     for hook in record.hooks:
         if hook["result"] == "failed" and not error:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent import metrics
 from agent.config.load import load_inventory
 from agent.duplicity.prune import (
     cleanup_command,
@@ -48,6 +49,10 @@ def prune(paths: ServerPaths, names: Sequence[str], say: Callable[[str], None]) 
                 raise
             say(f"prune {name}: failed: {error.message}")
             failed += 1
+    try:
+        metrics.refresh(paths, inventory)  # sets and bytes changed
+    except DupstackError as error:
+        say(f"warning: {error.message}")
     if failed:
         raise DupstackError(f"prune failed for {failed} of {len(names)} hosts (see above)")
 

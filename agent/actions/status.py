@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from agent import quota
@@ -14,18 +13,9 @@ from agent.errors import DupstackError
 from agent.host import open_host
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
-from agent.runlog import read_status, stamp
+from agent.runlog import read_drill, read_last_success, read_status, stamp
 from agent.schedule import crontab
-
-# duplicity's interval units (dup_time.intstringtoseconds): a month is 30 days, a year 365.
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400,
-                "Y": 365 * 86400}  # fmt: skip
-
-
-def interval(text: str) -> timedelta:
-    """`7D`, `12h`, `1W2D` as a duration, as duplicity reads --full-if-older-than."""
-    pairs = re.findall(r"(\d+)([smhDWMY])", text)
-    return timedelta(seconds=sum(int(count) * UNIT_SECONDS[unit] for count, unit in pairs))
+from agent.times import interval
 
 
 def hosts_status(paths: ServerPaths, names: list[str]) -> list[dict[str, Any]]:
@@ -44,7 +34,7 @@ def _schedule(host: HostConfig, now: datetime) -> dict[str, Any]:
     """The host's cron jobs as the inventory says, with their next runs (server time)."""
     jobs = {job.kind: job for job in crontab.host_jobs(host)}
     entry: dict[str, Any] = {"catch_up": host.schedule.catch_up}
-    for kind in ("backup", "prune"):
+    for kind in ("backup", "prune", "drill"):
         job = jobs.get(kind)
         entry[kind] = job.cron.expression if job and job.cron else None
         next_run = job.next_run(now) if job else None
@@ -54,7 +44,12 @@ def _schedule(host: HostConfig, now: datetime) -> dict[str, Any]:
 
 def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
     """The last run (state_dir/status) and the sets on the volume (collection-status)."""
-    entry: dict[str, Any] = {"host": name, "last_run": read_status(paths, name)}
+    entry: dict[str, Any] = {
+        "host": name,
+        "last_run": read_status(paths, name),
+        "last_success": _end(read_last_success(paths, name)),
+        "last_drill": read_drill(paths, name),
+    }
     try:
         sets = open_host(paths, name, need_backup=False)
         output = sets.run_here(collection_status_command(sets.here))
@@ -78,6 +73,10 @@ def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
         "next_full": _when(last_full + due if last_full else None),
         "error": None,
     }
+
+
+def _end(record: dict[str, Any] | None) -> str | None:
+    return record["end"] if record else None
 
 
 def _when(moment: datetime | None) -> str | None:

@@ -13,11 +13,15 @@ from types import ModuleType
 
 from agent.commands import (
     backup,
+    drill,
     host_add,
     host_list,
     host_remove,
     init,
     list_files,
+    metrics,
+    notify_stale,
+    notify_test,
     passphrase,
     prune,
     restore,
@@ -69,6 +73,17 @@ examples:
     # As it always was: the description is printed as one line, not filled.
     formatter=argparse.RawDescriptionHelpFormatter,
 )
+NOTIFY = Group(
+    help="notifications: a test message; hosts gone stale",
+    description="Who is told is the inventory's `notifications:` (docs/notifications.md).",
+    examples="""\
+examples:
+  dupctl notify test
+  dupctl notify stale
+  dupctl notify stale --json
+""",
+    actions={"test": notify_test, "stale": notify_stale},
+)
 COMMANDS: dict[str, ModuleType | Group] = {
     "init": init,
     "host": HOST,
@@ -78,7 +93,10 @@ COMMANDS: dict[str, ModuleType | Group] = {
     "list": list_files,
     "restore": restore,
     "verify": verify,
+    "drill": drill,
+    "metrics": metrics,
     "prune": prune,
     "schedule": SCHEDULE,
+    "notify": NOTIFY,
     "upgrade": upgrade,
 }

@@ -37,12 +37,22 @@ def debug_option(default: object) -> argparse.ArgumentParser:
 
 def seconds(low: float, high: float) -> Callable[[str], float]:
     """An argparse type: a finite number of seconds in [low, high] (no -1, nan or inf)."""
+    return number(low, high, "a number of seconds")
+
+
+def percent(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite percentage in [low, high]."""
+    return number(low, high, "a percentage")
+
+
+def number(low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high], `what` it is named in errors."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not math.isfinite(value) or not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g}")
         return value

@@ -7,13 +7,18 @@ import os
 
 from agent import remote
 from agent.actions.restore import restore
+from agent.actions.restore_database import restore_database
 from agent.commands.common import add_time_option, require_root, say
+from agent.errors import UsageError
 from agent.paths import ServerPaths
 
-HELP = "restore a host's files here or onto the host; never overwrites"
+HELP = "restore a host's files (here or onto the host) or a database; never overwrites"
 DESCRIPTION = (
     "--to DIR: into DIR (missing or empty) on this server, P below it; "
-    "--to-host: in place on the host (P must not exist), or into its --to DIR."
+    "--to-host: in place on the host (P must not exist), or into its --to DIR. "
+    "--database NAME: the dump of one of the host's `databases:` loaded into a new database "
+    "there (--into NEW; default NAME_restored_TIME); SQLite and `all` dumps become a new file "
+    "on the host (--into FILE)."
 )
 EXAMPLES = """\
 examples:
@@ -21,6 +26,9 @@ examples:
   dupctl restore web1 --path /etc/nginx/nginx.conf --time 3D --to /root/then
   dupctl restore web1 --path /var/www/html/index.html --to-host   # in place
   dupctl restore web1 --path /etc/nginx --to-host --to /root/nginx-restored
+  dupctl restore db1 --database shop --time 2D          # into shop_restored_<now>
+  dupctl restore db1 --database postgresql:shop --into shop_copy
+  dupctl restore db1 --database app --into /srv/app/app.db.restored   # sqlite
 """
 
 
@@ -32,10 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_time_option(parser)
     parser.add_argument("--to", metavar="DIR")
     parser.add_argument("--to-host", action="store_true")
+    parser.add_argument(
+        "--database", metavar="NAME", help="a database the host dumps (NAME or TYPE:NAME)"
+    )
+    parser.add_argument(
+        "--into", metavar="NEW", help="with --database: the new database (or file) it goes into"
+    )
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     require_root("restore")
+    if args.database is None and args.into is not None:
+        raise UsageError("--into goes with --database (files: --to DIR)")
+    if args.database is not None:
+        if args.path or args.to or args.to_host:
+            raise UsageError("--database restores a dump: --path, --to and --to-host are for files")
+        restore_database(
+            paths, remote.Ssh.of_server(paths), args.host, database=args.database,
+            time=args.time, into=args.into, say=say,
+        )  # fmt: skip
+        return 0
     to = args.to if args.to is None or args.to_host else os.path.abspath(args.to)
     ssh = remote.Ssh.of_server(paths)
     restore(

@@ -16,7 +16,7 @@ import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -45,8 +45,20 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "quota": None,
     "hooks": {"before": [], "after_success": [], "after_failure": [], "always": []},
     # Daily at the host's own time between 01:00 and 05:59; prune on Sundays before that.
-    "schedule": {"backup": "H H(1-5) * * *", "prune": "H 0 * * 0", "catch_up": True},
+    "schedule": {
+        "backup": "H H(1-5) * * *",
+        "prune": "H 0 * * 0",
+        "drill": "H H(6-7) * * 6",  # weekly, on Saturday mornings after that night's backup
+        "catch_up": True,
+    },
+    "databases": [],
+    "ping_url_file": None,
 }
+METRICS_TEXTFILE = "/var/lib/prometheus/node-exporter/dupstack.prom"
+STALE_AFTER = "36h"
+# Dumps made on the host before its backup (root-only, in every backup of a host that has
+# databases, removed after the run).
+DUMP_SPOOL = "/var/backups/dupstack"
 ADD_HOST_HINT = "add a host with `dupctl host add` (see `dupctl host add --help`)"
 
 
@@ -57,6 +69,35 @@ class HostSchedule:
     backup: str | None
     prune: str | None
     catch_up: bool
+    drill: str | None = None
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database a host dumps before its backup (agent/hooks/databases.py)."""
+
+    type: str  # postgresql, mariadb, mysql, sqlite
+    name: str  # the database, or all; sqlite: a label
+    path: str | None = None  # sqlite: the file
+    user: str | None = None  # the host's OS user that dumps (None: the type's default)
+    role: str | None = None  # postgresql: the role (None: the OS user's name)
+    host: str | None = None
+    port: int | None = None
+    credentials: str | None = None  # a root-only file on the host (pgpass, my.cnf)
+
+    @property
+    def label(self) -> str:
+        """`postgresql:shop`, as `dupctl restore --database` takes it (or just the name)."""
+        return f"{self.type}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Who is told (apprise URLs in a root-only file), about what."""
+
+    urls_file: str
+    success: bool = False
+    stale_after: str | None = STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -77,6 +118,8 @@ class HostConfig:
     # phase (before, after_success, after_failure, always) -> commands run on the host
     hooks: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     quota: int | None = None  # bytes its sets may take on the volume; None: no limit
+    databases: tuple[Database, ...] = ()
+    ping_url_file: str | None = None  # a root-only file with its healthchecks-style URL
 
     @property
     def sftp_user(self) -> str:
@@ -93,6 +136,8 @@ class Inventory:
     hosts: Mapping[str, HostConfig]
     file: Path  # where it was read, for errors
     reserve: int | None = None  # bytes kept free on the volume (None: agent/quota.py's default)
+    notifications: Notifications | None = None
+    metrics_textfile: str | None = METRICS_TEXTFILE  # None: no metrics
 
     def host(self, name: str) -> HostConfig:
         """The host called `name`; UnknownHost (with the known names) if there is none."""
@@ -392,23 +437,70 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             schedule=HostSchedule(**schedule),
             hooks={phase: tuple(map(tuple, commands)) for phase, commands in hooks.items()},
             quota=size_bytes(merged["quota"]) if merged["quota"] else None,
+            databases=tuple(Database(**entry) for entry in merged["databases"]),
+            ping_url_file=merged["ping_url_file"],
         )
+        origin = ("hosts", name) if "databases" in own else ("defaults",)
+        problems.extend(_database_problems(merged["databases"], (*origin, "databases")))
+        if merged["databases"]:
+            problems.extend(_spool_problems(merged["excludes"], ("hosts", name)
+                                            if "excludes" in own else ("defaults",)))  # fmt: skip
     _raise_if_any(problems, file, node)
     server = document["server"]
+    notify = document.get("notifications")
     return Inventory(
         file=file,
         server_address=server["address"],
         server_port=server.get("port", 22),
         hosts=hosts,
         reserve=size_bytes(server["reserve"]) if "reserve" in server else None,
+        notifications=Notifications(**notify) if notify else None,
+        metrics_textfile=(document.get("metrics") or {}).get("textfile", METRICS_TEXTFILE),
     )
+
+
+def _spool_problems(
+    excludes: Sequence[str], where: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Excludes that would leave the database dumps out of the backup."""
+    for index, pattern in enumerate(excludes):
+        if PurePosixPath(DUMP_SPOOL).is_relative_to(pattern):
+            yield (
+                (*where, "excludes", index),
+                (f"{pattern!r} would leave out {DUMP_SPOOL}, where the databases are dumped"),
+            )
+
+
+def _database_problems(
+    entries: Sequence[Mapping[str, Any]], where: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """What the schema cannot say of `databases`: which keys each type takes, no twins."""
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        kind = entry["type"]
+        if kind == "sqlite":
+            if "path" not in entry:
+                yield (*where, index, "path"), "missing (required for sqlite: the database file)"
+            if entry["name"] == "all":
+                yield (*where, index, "name"), "sqlite takes a label for its file, not all"
+            for key in ("user", "role", "host", "port", "credentials"):
+                if key in entry:
+                    yield (*where, index, key), f"sqlite takes no {key} (only name and path)"
+        elif "path" in entry:
+            yield (*where, index, "path"), f"only sqlite takes a path, not {kind}"
+        if "role" in entry and kind != "postgresql":
+            yield (*where, index, "role"), f"only postgresql takes a role ({kind}: credentials)"
+        label = f"{kind}:{entry['name']}"
+        if label in seen:
+            yield (*where, index, "name"), f"{label} is listed twice (also at [{seen[label]}])"
+        seen.setdefault(label, index)
 
 
 def _schedule_problems(
     name: str, schedule: Mapping[str, Any], own: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Cron expressions that the server's cron could not run, at the key that set them."""
-    for key in ("backup", "prune"):
+    for key in ("backup", "prune", "drill"):
         if schedule[key] is None:
             continue
         try:

@@ -21,17 +21,20 @@ def backup_command(
     volsize: int | None = None,
     retry_delay: int | None = None,
     statistics: bool = True,
+    dry_run: bool = False,
     verbosity: str | None = None,
     local_path: str = DUPLICITY,
 ) -> tuple[str, ...]:
     """`duplicity full` when `full`, else `duplicity backup`: incremental, or full when the
     repository has none yet or its last full is older than `full_if_older_than` (7D...).
-    `retry_delay`: seconds between duplicity's 5 attempts of a failed transfer (default 30)."""
+    `retry_delay`: seconds between duplicity's 5 attempts of a failed transfer (default 30).
+    `dry_run`: an incremental that writes nothing, for its statistics (SourceFiles)."""
     if full and full_if_older_than is not None:
         raise ValueError("full_if_older_than only applies to an automatic backup")
     return (
         local_path,
-        "full" if full else "backup",
+        "full" if full else "incremental" if dry_run else "backup",
+        *(("--dry-run",) if dry_run else ()),
         *repository_flags(repository),
         *(("--full-if-older-than", full_if_older_than) if full_if_older_than else ()),
         *(("--volsize", str(volsize)) if volsize is not None else ()),

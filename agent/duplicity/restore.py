@@ -21,13 +21,15 @@ def restore_command(
     path: str | None = None,
     root: str = "/",
     time: datetime | str | None = None,
+    filelist: str | None = None,
     verbosity: str | None = None,
     local_path: str = DUPLICITY,
 ) -> tuple[str, ...]:
     """Restore into `target`, which must not exist or be empty: duplicity 3.2.1 refuses
     anything else (exit 11) even with --force, which it only honours for deletions.
 
-    `path` (absolute, under the backup's source `root`) restores only that file or folder.
+    `path` (absolute, under the backup's source `root`) restores only that file or folder;
+    `filelist` only the files a file names (NUL-separated, relative to `root`).
     """
     restored = relative_path(path, root) if path is not None else "."
     return (
@@ -36,6 +38,11 @@ def restore_command(
         *repository_flags(repository),
         *(("--path-to-restore", restored) if restored != "." else ()),
         *time_flags(time),
+        *(
+            ("--null-separator", "--include-filelist", filelist, "--exclude", "**")
+            if filelist
+            else ()
+        ),
         *verbosity_flags(verbosity),
         repository.url,
         target,

@@ -3,7 +3,8 @@ always. Each hook module says which steps it has for a host at a phase (`plan`);
 dispatcher runs them in order and records each outcome in the run's record. A failing
 "before" step fails the run with its own message (the backup is not made); a failing "after"
 step is recorded next to the good backup and never hides it. Hook modules: commands (the
-inventory's `hooks:`); database dumps, offsite push, notifications and metrics join here.
+inventory's `hooks:`), databases (dumps into the spool), notify (pings and messages); the
+offsite push joins here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Protocol
 
 from agent import remote
@@ -29,6 +31,7 @@ class HostRun:
 
     context: HostContext
     log: IO[str]
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
     tenant: remote.Session | None = None
     action: str | None = None
     error: DupstackError | None = None
@@ -95,6 +98,7 @@ class HookModule(Protocol):
     def plan(self, run: HostRun, phase: str) -> list[tuple[str, Callable[[HostRun], None]]]: ...
 
 
-from agent.hooks import commands  # noqa: E402 (it imports nothing of this module at run time)
+from agent.hooks import commands, databases, notify  # noqa: E402 (no import of this at run time)
 
-HOOKS: tuple[HookModule, ...] = (commands,)
+# notify last: its "always" steps tell what the others did
+HOOKS: tuple[HookModule, ...] = (commands, databases, notify)

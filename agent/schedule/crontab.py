@@ -1,6 +1,6 @@
 """The tenant hosts' crontab, `/etc/cron.d/dupstack-hosts`, rendered from the inventory.
 
-One backup line and one prune line per host (at its own `H` minute), plus dupctl's own two:
+A backup, a prune and a drill line per host (at its own `H` minute), plus dupctl's own two:
 every few minutes `schedule apply` re-renders this file if the inventory was edited by hand,
 and at boot and hourly `backup --missed` runs what the server missed while it was down. The
 server's own /etc backup (`/etc/cron.d/dupstack`, agent/server/schedule.py) is separate.
@@ -21,6 +21,7 @@ from agent.schedule.cron import Cron, resolve
 PATH = "/opt/dupstack/current/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APPLY_EVERY = "*/5 * * * *"  # how soon a hand edit of the inventory reaches cron
 CATCH_UP = "H * * * *"  # hourly (and @reboot): run what was missed
+STALE = "H * * * *"  # hourly: tell of hosts with no successful backup for stale_after
 # A run counts as missed once its time is this far past with no run started since: cron's
 # own line has started it by then (or the server was down).
 GRACE = timedelta(minutes=15)
@@ -31,7 +32,7 @@ LOG_TAG = "dupstack"
 class Job:
     """One line of the crontab: what runs when (`host` None: dupctl's own jobs)."""
 
-    kind: str  # backup, prune, apply, catch-up
+    kind: str  # backup, prune, drill, apply, catch-up, stale
     host: str | None
     cron: Cron | None  # None: @reboot only
     argv: tuple[str, ...]
@@ -42,14 +43,12 @@ class Job:
 
 
 def host_jobs(host: HostConfig) -> list[Job]:
-    """The host's scheduled backup and prune (none for a setting that is null)."""
+    """The host's scheduled backup, prune and drill (none for a setting that is null)."""
     jobs = []
-    if host.schedule.backup:
-        cron = resolve(host.schedule.backup, host.name)
-        jobs.append(Job("backup", host.name, cron, ("dupctl", "backup", host.name)))
-    if host.schedule.prune:
-        cron = resolve(host.schedule.prune, host.name)
-        jobs.append(Job("prune", host.name, cron, ("dupctl", "prune", host.name)))
+    for kind in ("backup", "prune", "drill"):
+        if expression := getattr(host.schedule, kind):
+            cron = resolve(expression, host.name)
+            jobs.append(Job(kind, host.name, cron, ("dupctl", kind, host.name)))
     return jobs
 
 
@@ -57,8 +56,15 @@ def all_jobs(inventory: Inventory | None) -> list[Job]:
     """Every job of the crontab, hosts in name order, dupctl's own jobs last."""
     hosts = [inventory.hosts[name] for name in sorted(inventory.hosts)] if inventory else []
     catch_up = ("dupctl", "backup", "--missed")
+    notifications = inventory.notifications if inventory else None
+    stale = (
+        [Job("stale", None, resolve(STALE, "stale"), ("dupctl", "notify", "stale"))]
+        if notifications and notifications.stale_after
+        else []
+    )
     return [
         *(job for host in hosts for job in host_jobs(host)),
+        *stale,
         Job(
             "apply", None, resolve(APPLY_EVERY, "apply"), ("dupctl", "schedule", "apply", "--quiet")
         ),
@@ -90,7 +96,9 @@ def render(paths: ServerPaths, inventory: Inventory | None) -> str:
         when = "@reboot" if job.at_boot else job.cron.fields  # type: ignore[union-attr]
         comment = f"# {job.kind} {job.host}" if job.host else f"# {job.kind}"
         command = f"{join(job.argv)} 2>&1 | logger -t {LOG_TAG}"
-        if job.kind != "apply":  # the others work on the volume: not before it is mounted
+        # the others work on the volume: not before it is mounted (a volume that is not is
+        # when hosts go stale: that check runs regardless)
+        if job.kind not in ("apply", "stale"):
             command = f"{guard} {command}"
         lines += [comment, f"{when} root {command}"]
     return "\n".join(lines) + "\n"

@@ -83,7 +83,9 @@ def test_the_designs_example_loads_with_defaults_merged_and_the_host_winning(
         keep_full=4,
         remove_older_than=None,
         volsize=200,
-        schedule=HostSchedule(backup="H H(1-5) * * *", prune="H 0 * * 0", catch_up=True),
+        schedule=HostSchedule(
+            backup="H H(1-5) * * *", prune="H 0 * * 0", catch_up=True, drill="H H(6-7) * * 6"
+        ),
         hooks=NO_HOOKS,
     )
     db1 = inventory.host("db1")
@@ -113,7 +115,7 @@ def test_built_in_defaults_fill_what_the_file_leaves_out(paths: ServerPaths) -> 
         4,
         None,
         200,
-        HostSchedule("H H(1-5) * * *", "H 0 * * 0", True),
+        HostSchedule("H H(1-5) * * *", "H 0 * * 0", True, "H H(6-7) * * 6"),
         NO_HOOKS,
     )
 

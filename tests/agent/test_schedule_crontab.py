@@ -124,7 +124,7 @@ def crontab_lines(paths: ServerPaths) -> list[str]:
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def test_every_host_gets_its_own_backup_and_prune_line(paths: ServerPaths) -> None:
+def test_every_host_gets_its_own_backup_prune_and_drill_line(paths: ServerPaths) -> None:
     lines = crontab_lines(paths)
     assert lines[:2] == ["SHELL=/bin/sh", f"PATH={crontab.PATH}"]
     jobs = [line for line in lines if " dupctl " in line]
@@ -136,9 +136,12 @@ def test_every_host_gets_its_own_backup_and_prune_line(paths: ServerPaths) -> No
     assert jobs == [
         # db1: no backup line (null); its prune stays
         f"{resolve('H 0 * * 0', 'db1').fields} {guard} prune db1 {log}",
+        f"{resolve('H H(6-7) * * 6', 'db1').fields} {guard} drill db1 {log}",
         f"{web1} {guard} backup web1 {log}",
         f"{prune1} {guard} prune web1 {log}",
+        f"{resolve('H H(6-7) * * 6', 'web1').fields} {guard} drill web1 {log}",
         f"30 23 * * 1,2,3,4,5 {guard} backup web2 {log}",
+        f"{resolve('H H(6-7) * * 6', 'web2').fields} {guard} drill web2 {log}",
         f"0,5,10,15,20,25,30,35,40,45,50,55 * * * * root dupctl schedule apply --quiet {log}",
         f"{resolve('H * * * *', 'catch-up').fields} {guard} backup --missed {log}",
         f"@reboot {guard} backup --missed {log}",

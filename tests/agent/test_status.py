@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from agent.actions.status import interval
+from agent.times import interval
 from fleet import Fleet, Host
 from fleet.backup import backup_server
 from tests.agent.backup_fleet import dupctl, tenant
@@ -62,14 +62,16 @@ def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
     last_full = datetime.fromisoformat(web1["last_full"])
     assert datetime.fromisoformat(web1["next_full"]) - last_full == timedelta(days=9)
     assert web1["last_backup"] == web1["last_full"] and web1["error"] is None
+    assert web1["last_success"] == web1["last_run"]["end"]
     schedule = web2.pop("schedule")
     assert web2 == {
-        "host": "web2", "last_run": None, "chains": 0, "sets": 0, "chain_length": 0,
+        "host": "web2", "last_run": None, "last_success": None, "last_drill": None,
+        "chains": 0, "sets": 0, "chain_length": 0,
         "incomplete_sets": 0, "size": 0, "usage": 0, "quota": None, "last_backup": None,
         "last_full": None, "next_full": None, "error": None,
     }  # fmt: skip
-    assert (schedule["backup"], schedule["prune"], schedule["catch_up"]) == (
-        "H H(1-5) * * *", "H 0 * * 0", True,
+    assert (schedule["backup"], schedule["prune"], schedule["drill"], schedule["catch_up"]) == (
+        "H H(1-5) * * *", "H 0 * * 0", "H H(6-7) * * 6", True,
     )  # fmt: skip
     assert datetime.fromisoformat(schedule["next_backup"]) > datetime.now().astimezone()
 
