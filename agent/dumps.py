@@ -86,7 +86,9 @@ def create_command(database: Database, name: str) -> tuple[tuple[str, ...], str]
     """(argv, stdin) that creates the empty database `name`."""
     _check(name)
     if database.type == "postgresql":
-        argv = ("createdb", "--no-password", *_pg_connection(database), "--", name)
+        # template0: a template1 with extensions (postgis...) would clash with the dump's own
+        argv = ("createdb", "--no-password", "--template=template0", *_pg_connection(database),
+                "--", name)  # fmt: skip
         return _as_user(database, argv), ""
     return _my_client(database), f"CREATE DATABASE `{name}`;\n"
 

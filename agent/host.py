@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent import execute, quota, screening
 from agent.config.load import DUMP_SPOOL, HostConfig, Inventory, load_inventory
-from agent.duplicity.common import Repository, Selection, is_inside
+from agent.duplicity.common import Repository, Selection
 from agent.duplicity.exit_codes import interpret
 from agent.errors import HostBusy, NotInBackup
 from agent.execute import ANY_EXIT, Result, Runner
@@ -53,11 +53,10 @@ class HostContext:
 
     @property
     def selection(self) -> Selection:
-        """The host's paths, and the spool its databases are dumped into (agent/dumps.py)."""
-        paths = self.host.paths
-        if self.host.databases and not any(is_inside(DUMP_SPOOL, (path,)) for path in paths):
-            paths = (*paths, DUMP_SPOOL)
-        return Selection(paths, self.host.excludes)
+        """The host's paths, and the spool its databases are dumped into (agent/dumps.py),
+        which no exclude may hide."""
+        kept = (DUMP_SPOOL,) if self.host.databases else ()
+        return Selection(self.host.paths, self.host.excludes, kept=kept)
 
     @property
     def folder(self) -> Path:

@@ -221,16 +221,18 @@ def ping(paths: ServerPaths, host: HostConfig, kind: str, text: str = "") -> Non
     the URL) if it does not answer with success within PING_TIMEOUT."""
     assert host.ping_url_file is not None
     file = paths.under(host.ping_url_file)
-    request = urllib.request.Request(  # noqa: S310 (ping_url allows http and https only)
-        ping_target(ping_url(file, host), kind),
-        data=text.encode()[:MAX_PING_BODY],
-        method="POST",
-        headers={"User-Agent": "dupctl", "Content-Type": "text/plain; charset=utf-8"},
-    )
     try:
+        request = urllib.request.Request(  # noqa: S310 (ping_url allows http and https only)
+            ping_target(ping_url(file, host), kind),
+            data=text.encode()[:MAX_PING_BODY],
+            method="POST",
+            headers={"User-Agent": "dupctl", "Content-Type": "text/plain; charset=utf-8"},
+        )
         with urllib.request.urlopen(request, timeout=PING_TIMEOUT) as answer:  # noqa: S310
             answer.read(1024)
         return
+    except (ValueError, UnicodeError):  # a URL urllib cannot send (its text is the URL's)
+        why = "not a URL this server can send (ASCII http:// or https:// only)"
     except urllib.error.HTTPError as error:
         why = f"HTTP {error.code}"
     except urllib.error.URLError as error:

@@ -56,4 +56,7 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 
 def interval(text: str) -> timedelta:
     """`7D`, `12h`, `1W2D` as a duration, as duplicity reads --full-if-older-than."""
     pairs = re.findall(r"(\d+)([smhDWMY])", text)
-    return timedelta(seconds=sum(int(count) * UNIT_SECONDS[unit] for count, unit in pairs))
+    try:
+        return timedelta(seconds=sum(int(count) * UNIT_SECONDS[unit] for count, unit in pairs))
+    except OverflowError:  # longer than timedelta holds: for ever, as far as dupctl cares
+        return timedelta.max

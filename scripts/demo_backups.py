@@ -1,4 +1,5 @@
-"""Demo: the backup server backs up two tenant hosts and restores an earlier version.
+"""Demo: the backup server backs up two tenant hosts and restores an earlier version, a
+database dump, drills a restore, tells of a failure by mail and lets cron run a backup.
 
 Each host is a network namespace with its own mount namespace and a real sshd (the test
 fleet, fleet/); the backup server has a loop device as its volume. Real
@@ -8,6 +9,7 @@ duplicity, real gpg, real SFTP; everything is removed at the end.
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,23 +17,116 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fleet import Fleet, Host  # noqa: E402
-from fleet.backup import backup_server, tenant, write_tree  # noqa: E402
+from fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host  # noqa: E402
+from fleet.backup import backup_server, set_host_options, tenant, write_tree  # noqa: E402
+from fleet.databases import Postgres  # noqa: E402
+from fleet.receivers import Mailbox  # noqa: E402
 
 
 def banner(text: str) -> None:
     print(f"\n\033[1m=== {text}\033[0m", flush=True)
 
 
-def show(host: Host, *argv: str) -> str:
+def show(host: Host, *argv: str, expect: int = 0) -> str:
     """Run a command on `host` as an operator would, echoing it and its output."""
     print(f"{host.name}# {shlex.join(argv)}", flush=True)
     done = host.run(list(argv), input="", check=False)
     print(done.stdout, end="", flush=True)
     print(done.stderr, end="", file=sys.stderr, flush=True)
-    if done.returncode != 0:
+    if done.returncode != expect:
         raise SystemExit(f"demo: {argv[0]} exited {done.returncode}")
     return done.stdout
+
+
+def show_quiet(host: Host, *argv: str) -> str:
+    """`show` that echoes the command but not its output (the caller picks what to print)."""
+    print(f"{host.name}# {shlex.join(argv)} | grep ...", flush=True)
+    done = host.run(list(argv), input="", check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"demo: {argv[0]} exited {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
+def secret_file(host: Host, path: str, text: str) -> None:
+    file = host.path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text)
+    file.chmod(0o600)
+
+
+def databases(bs: Host, web2: Host) -> None:
+    banner("web2 runs PostgreSQL: its shop database is dumped before each backup")
+    pg = Postgres.start(web2)
+    try:
+        pg.sql("CREATE DATABASE shop")
+        pg.sql("CREATE TABLE orders AS SELECT i AS id, 'item ' || i AS item "
+               "FROM generate_series(1, 1000) i", "shop")  # fmt: skip
+        print("bs# (inventory) hosts.web2.databases: [{type: postgresql, name: shop}]")
+        set_host_options(bs, "web2", databases=[{"type": "postgresql", "name": "shop"}])
+        show(bs, "dupctl", "backup", "web2")
+        banner("someone deletes most orders on web2; the dump comes back as a new database")
+        print("web2# psql shop -c 'DELETE FROM orders WHERE id > 10'")
+        pg.sql("DELETE FROM orders WHERE id > 10", "shop")
+        show(bs, "dupctl", "restore", "web2", "--database", "shop", "--into", "shop_restored")
+        for name in ("shop", "shop_restored"):
+            count = "SELECT count(*) FROM orders"
+            print(f"web2# psql {name} -Atc '{count}'")
+            print(pg.sql(count, name), end="")
+    finally:
+        pg.stop()
+    set_host_options(bs, "web2", databases=[])
+
+
+def notifications(bs: Host, web1: Host) -> None:
+    banner("failures are told: apprise URLs in a root-only file (here: an SMTP server on bs)")
+    mailbox = bs.call(Mailbox)
+    bs.call(mailbox.start)
+    try:
+        secret_file(bs, "/etc/dupstack/notify.urls", mailbox.url + "\n")
+        inventory = bs.path("/etc/duplicity/dupstack.yaml")
+        section = "notifications: {urls_file: /etc/dupstack/notify.urls}"
+        inventory.write_text(inventory.read_text() + section + "\n")
+        print(f"bs# (inventory) {section}")
+        check = ["sh", "-c", "echo 'app: not running' >&2; exit 3"]
+        print(f"bs# (inventory) hosts.web1.hooks.before: [{check}]  (a check that fails)")
+        set_host_options(bs, "web1", hooks={"before": [check]})
+        show(bs, "dupctl", "backup", "web1", expect=13)
+        for mail in mailbox.messages:
+            print(f"(mail to {mail['to']}) Subject: {mail['subject']}")
+            print("".join(f"    {line}\n" for line in mail.get_body().get_content().splitlines()))
+    finally:
+        mailbox.stop()
+        set_host_options(bs, "web1", hooks={})
+
+
+def scheduled_run(bs: Host) -> None:
+    banner("cron itself runs a scheduled backup (web1 every minute here; daily by default)")
+    set_host_options(bs, "web1", schedule={"backup": "* * * * *", "catch_up": False})
+    show(bs, "dupctl", "schedule", "apply")
+    for other in ("/etc/crontab", "/etc/cron.d/e2scrub_all", "/etc/cron.d/dupstack"):
+        bs.path(other).unlink(missing_ok=True)  # only dupstack's jobs run in this host
+    before = bs.run(["dupctl", "status", "web1", "--json"]).stdout
+    print("bs# cron -f   (waiting for the next full minute)", flush=True)
+    cron = subprocess.Popen(
+        [*DIE_WITH_PARENT, *bs.keeper.nsenter(["cron", "-f"])],
+        env=HOST_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        while bs.run(["dupctl", "status", "web1", "--json"]).stdout == before:
+            if time.monotonic() > deadline:
+                raise SystemExit("demo: cron did not run web1's backup")
+            time.sleep(2)
+    finally:
+        cron.kill()
+        cron.wait()
+    set_host_options(bs, "web1", schedule={})
+    show(bs, "dupctl", "schedule", "apply")
+    while bs.run(["pgrep", "-f", "dupctl backup web1"], check=False).returncode == 0:
+        time.sleep(1)  # the run cron started ends first
+    show(bs, "dupctl", "status", "web1")
 
 
 def main() -> int:
@@ -66,6 +161,19 @@ def main() -> int:
              "--time", full_time, "--to", "/root/restored")  # fmt: skip
         show(bs, "cat", "/root/restored/opt/app/config.txt")
         show(web1, "cat", "/opt/app/config.txt")
+
+        databases(bs, web2)
+
+        banner("a restore drill: a sample of web1's latest set restored and compared")
+        show(bs, "dupctl", "drill", "web1", "--sample-percent", "50")
+
+        notifications(bs, web1)
+        scheduled_run(bs)
+
+        banner("metrics for Prometheus' textfile collector (rewritten after every run)")
+        text = show_quiet(bs, "dupctl", "metrics", "--print")
+        wanted = ("dupstack_last_run_success", "dupstack_sets", "dupstack_last_drill_success")
+        print("".join(line + "\n" for line in text.splitlines() if line.startswith(wanted)))
     print("\nbackup demo finished: hosts, namespaces and the volume are gone")
     return 0
 

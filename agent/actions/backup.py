@@ -122,6 +122,10 @@ def backup_host(
                 run.error = failed
                 run.dispatch("after_failure")
                 raise
+            except Exception as bug:  # told as the failure it is, never as a success
+                run.error = DupstackError(f"{host.name}: {bug!r}")
+                run.dispatch("after_failure")
+                raise
             finally:
                 run.dispatch("always")
     except DupstackError as failed:
@@ -219,15 +223,16 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
         execute.run(cleanup, secret=context.passphrase, log=log)
         seal(paths, host)  # what cleanup kept are complete sets
     if failed := [o for o in run.dispatch("before") if o.result == "failed"]:
+        what = "the command in hooks.before" if failed[0].hook == "commands" else failed[0].hook
         raise HookFailed(
             f"{host.name}: before hook {failed[0].hook} failed: {failed[0].error}; "
             "nothing was backed up",
-            hint=f"fix the command in hooks.before of {host.name}; log: {log.name}",
+            hint=f"{failed[0].hint or f'fix {what} of {host.name}'}; log: {log.name}",
         )
     reserve = context.inventory.reserve
     if refusal := quota.over(host.name, context.folder, host.quota, reserve):
         raise refusal
-    say(host.name, f"backing up {' '.join(host.paths)}")
+    say(host.name, f"backing up {' '.join(context.selection.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
     stopped: QuotaExceeded | None = None
     with (

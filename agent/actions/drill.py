@@ -4,8 +4,9 @@ A random sample of the regular files of the host's latest set is restored here, 
 volume, into a scratch folder; each is compared with the host's own file: where that is
 unchanged since the backup (same size and mtime) its sha256 must match. The host's file
 count now (duplicity's own selection, an incremental --dry-run there) must be within a
-tolerance of the set's. A restore that fails, a file that does not come back, a hash that
-differs or a count out of tolerance fails the drill, each named. The result is recorded
+tolerance of the set's. A restore that fails, a file that does not come back, a size or hash
+that differs, a sample of which nothing could be compared, a count out of tolerance, or no
+drill at all (the host busy, no backup) fails the drill, each named. The result is recorded
 (status, metrics) and told like a run's.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from agent import metrics, notify, remote
+from agent.config.load import Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.list_files import Entry, list_files_command, parse_file_log
 from agent.duplicity.restore import restore_command
@@ -79,29 +81,46 @@ def drill(
         raise ValueError("sample_percent must be in (0, 100]")
     started = datetime.now(UTC)
     clock = time.monotonic()
-    with host_lock(paths, name), open_log(paths, name, started, "drill") as log:
-        sets = open_host(paths, name)
-        scratch_root = paths.state_dir / "drill"
-        scratch_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=scratch_root, prefix=f"{name}-") as scratch:
-            fields = _drill(sets, ssh, Path(scratch), options, log, say)
+    inventory = load_inventory(paths)
+    inventory.host(name)  # an unknown host is no drill to record
+    log_name: str | None = None
+    try:
+        with host_lock(paths, name), open_log(paths, name, started, "drill") as log:
+            log_name = log.name
+            sets = open_host(paths, name)
+            scratch_root = paths.state_dir / "drill"
+            scratch_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=scratch_root, prefix=f"{name}-") as scratch:
+                fields = _drill(sets, ssh, Path(scratch), options, log, say)
+    except DupstackError as error:  # no drill is a failed drill, recorded and told as one
+        fields = {"set_time": None, "result": "fail", "files_in_set": 0, "files_on_host": None,
+                  "sampled": 0, "compared": 0, "changed": 0,
+                  "failures": [f"no drill: {error.message.splitlines()[0]}"]}  # fmt: skip
+        _record(paths, inventory, DrillRecord(host=name, start=stamp(started), log=log_name,
+                duration=round(time.monotonic() - clock, 1), **fields), say)  # fmt: skip
+        raise
     record = DrillRecord(
         host=name,
         start=stamp(started),
         duration=round(time.monotonic() - clock, 1),
-        log=log.name,
+        log=log_name,
         **fields,
     )
-    write_drill(paths, record)
-    try:
-        metrics.refresh(paths, sets.inventory)
-    except DupstackError as error:
-        say(f"warning: {error.message}")
-    _tell(paths, sets, record, say)
+    _record(paths, inventory, record, say)
     return record
 
 
-def _tell(paths: ServerPaths, sets: HostContext, record: DrillRecord, say: Say) -> None:
+def _record(paths: ServerPaths, inventory: Inventory, record: DrillRecord, say: Say) -> None:
+    """The drill in status and metrics, and told (a failure always)."""
+    write_drill(paths, record)
+    try:
+        metrics.refresh(paths, inventory)
+    except DupstackError as error:
+        say(f"warning: {error.message}")
+    _tell(paths, inventory, record, say)
+
+
+def _tell(paths: ServerPaths, inventory: Inventory, record: DrillRecord, say: Say) -> None:
     """A failed drill is told like a failed run (a passed one with `success: true`)."""
     event = notify.Event(
         action="drill",
@@ -112,9 +131,9 @@ def _tell(paths: ServerPaths, sets: HostContext, record: DrillRecord, say: Say) 
         log=record.log,
         details=(f"set: {record.set_time}", f"compared: {record.compared} of {record.sampled}"),
     )
-    if notify.should_tell(sets.inventory, event):
+    if notify.should_tell(inventory, event):
         try:
-            notify.tell(paths, sets.inventory, event)
+            notify.tell(paths, inventory, event)
         except DupstackError as error:
             say(f"warning: {error.message}")
 
@@ -159,6 +178,12 @@ def _drill(
             found["files_on_host"] = _count_on_host(sets, tenant, log)
     except DupstackError as error:
         failures.append(f"{name} could not be compared: {error.message.splitlines()[0]}")
+    if sample and not failures and found["compared"] == 0:
+        failures.append(
+            f"none of the {len(sample)} sampled files is unchanged on the host since the set: "
+            "nothing could be compared (sample more with --sample-percent, or drill after the "
+            "next backup)"
+        )
     on_host = found["files_on_host"]
     if isinstance(on_host, int):
         apart = abs(on_host - len(entries)) * 100 / max(on_host, 1)
@@ -188,16 +213,17 @@ def _compare(
         if not here.is_file():
             failures.append(f"{shown}: not restored")
             continue
-        info = here.stat()
         if answer == "-":
             changed += 1  # gone on the host since the backup
             continue
         size, mtime, digest = answer.split()
-        if (int(size), int(mtime)) != (info.st_size, int(info.st_mtime)):
-            changed += 1
+        if int(mtime) != int(entry.mtime.timestamp()):
+            changed += 1  # modified on the host since the set was made
             continue
-        compared += 1
-        if _sha256(here) != digest:
+        compared += 1  # unchanged since the set: what comes back must be the host's file
+        if here.stat().st_size != int(size):
+            failures.append(f"{shown}: restored {here.stat().st_size} bytes, the host has {size}")
+        elif _sha256(here) != digest:
             failures.append(f"{shown}: restored content differs from the host's unchanged file")
     found.update(compared=compared, changed=changed)
     return failures

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from agent import dumps, remote
 from agent.config.load import Database, HostConfig
 from agent.duplicity.restore import restore_command
-from agent.errors import RemoteCommandFailed, TargetNotEmpty, UsageError
+from agent.errors import DupstackError, RemoteCommandFailed, TargetNotEmpty, UsageError
 from agent.execute import ANY_EXIT
 from agent.host import open_host
 from agent.paths import ServerPaths
@@ -66,8 +66,9 @@ def restore_database(
     what = f"file {shlex.quote(target)}" if as_file else f"database {target}"
     say(f"restored {entry.label} of {name} ({when}) into {what} on {name}")
     if entry.name == "all":
-        client = "psql -f" if entry.type == "postgresql" else f"{dumps.TOOLS[entry.type][2]} <"
-        say(f"it is the dump of every database: load what you need with {client} {target}")
+        client = "runuser -u postgres -- psql" if entry.type == "postgresql" else dumps.TOOLS[
+            entry.type][2]  # fmt: skip
+        say(f"it is the dump of every database: load what you need, e.g. {client} < {target}")
     return target
 
 
@@ -93,7 +94,7 @@ def _default_target(entry: Database, now: datetime) -> str:
         return f"{entry.path}.restored-{now:%Y%m%dT%H%M%SZ}"
     if entry.name == "all":
         return f"/root/dupstack-{entry.type}-all-{now:%Y%m%dT%H%M%SZ}.sql"
-    return f"{entry.name[:40]}_restored_{now:%Y%m%d%H%M%S}"
+    return f"{entry.name[:39]}_restored_{now:%Y%m%d%H%M%S}"  # 63 at most, as names are
 
 
 def _check_target(entry: Database, target: str, as_file: bool) -> None:
@@ -136,13 +137,30 @@ def _load(
     """Create `target` and load `dump` into it; dropped again if the load fails."""
     _client(host, entry, *dumps.create_command(entry, target), f"creating {target}")
     say(f"loading into the new database {target} on {name}")
-    done = host.run(dumps.load_command(entry, dump, target), ok_codes=ANY_EXIT)
-    if done.exit_code:
-        _client(host, entry, *dumps.drop_command(entry, target), f"dropping {target}")
+    try:
+        done = host.run(dumps.load_command(entry, dump, target), ok_codes=ANY_EXIT)
+        failure = f"loading into {target} failed: {_said(done.stderr)}" if done.exit_code else ""
+    except BaseException as cut:  # interrupted or cut off: the half-loaded database goes too
+        failure = f"loading into {target} was cut off ({type(cut).__name__})"
+        _drop(host, entry, target, name, failure)
+        raise
+    if failure:
+        _drop(host, entry, target, name, failure)
         raise RemoteCommandFailed(
-            f"{name}: {entry.label}: loading into {target} failed: {_said(done.stderr)}",
+            f"{name}: {entry.label}: {failure}",
             hint=f"{target} was dropped again; fix the cause on {name}, then rerun",
         )
+
+
+def _drop(host: remote.Session, entry: Database, target: str, name: str, failure: str) -> None:
+    """Drop the new database a load did not finish; if that fails too, both are said."""
+    try:
+        _client(host, entry, *dumps.drop_command(entry, target), f"dropping {target}")
+    except DupstackError as error:
+        raise RemoteCommandFailed(
+            f"{name}: {entry.label}: {failure}; and {target} is left half-loaded: {error.message}",
+            hint=f"drop {target} on {name} by hand, then rerun",
+        ) from None
 
 
 def _client(

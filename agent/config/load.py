@@ -16,7 +16,7 @@ import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -442,9 +442,6 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
         )
         origin = ("hosts", name) if "databases" in own else ("defaults",)
         problems.extend(_database_problems(merged["databases"], (*origin, "databases")))
-        if merged["databases"]:
-            problems.extend(_spool_problems(merged["excludes"], ("hosts", name)
-                                            if "excludes" in own else ("defaults",)))  # fmt: skip
     _raise_if_any(problems, file, node)
     server = document["server"]
     notify = document.get("notifications")
@@ -457,18 +454,6 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
         notifications=Notifications(**notify) if notify else None,
         metrics_textfile=(document.get("metrics") or {}).get("textfile", METRICS_TEXTFILE),
     )
-
-
-def _spool_problems(
-    excludes: Sequence[str], where: tuple[Any, ...]
-) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """Excludes that would leave the database dumps out of the backup."""
-    for index, pattern in enumerate(excludes):
-        if PurePosixPath(DUMP_SPOOL).is_relative_to(pattern):
-            yield (
-                (*where, "excludes", index),
-                (f"{pattern!r} would leave out {DUMP_SPOOL}, where the databases are dumped"),
-            )
 
 
 def _database_problems(
@@ -488,6 +473,16 @@ def _database_problems(
                     yield (*where, index, key), f"sqlite takes no {key} (only name and path)"
         elif "path" in entry:
             yield (*where, index, "path"), f"only sqlite takes a path, not {kind}"
+        if "credentials" in entry and "user" in entry:
+            yield (
+                (*where, index, "user"),
+                ("a dump with credentials runs as root (the file is root's): leave out user"),
+            )
+        if kind == "postgresql" and "credentials" in entry and "role" not in entry:
+            yield (
+                (*where, index, "role"),
+                "missing (required with credentials: the role the password file is for)",
+            )
         if "role" in entry and kind != "postgresql":
             yield (*where, index, "role"), f"only postgresql takes a role ({kind}: credentials)"
         label = f"{kind}:{entry['name']}"

@@ -99,11 +99,12 @@ class Selection:
     paths: tuple[str, ...]
     excludes: tuple[str, ...] = ()
     root: str = "/"
+    kept: tuple[str, ...] = ()  # included whatever the excludes say
 
     def __post_init__(self) -> None:
         if not self.paths:
             raise ValueError("a selection needs at least one path")
-        for path in self.paths:
+        for path in (*self.paths, *self.kept):
             if not _is_within(path, self.root):
                 raise ValueError(f"{path!r} is not under the source root {self.root!r}")
         for pattern in self.excludes:
@@ -126,14 +127,16 @@ def is_inside(pattern: str, paths: Sequence[str]) -> bool:
 
 
 def selection_flags(selection: Selection) -> tuple[str, ...]:
-    """--exclude each exclude, then --include each path, then --exclude '**'.
+    """--include each kept path, --exclude each exclude, then --include each path, then
+    --exclude '**'. Kept paths (the database dump spool) come first: no exclude hides them.
 
     duplicity applies the first pattern that matches a file, so excludes come first: after
     `--include /var/www`, `--exclude /var/www/cache` would never match. The final `**`
     leaves out everything not included (the parents of included paths are still scanned).
     """
     return (
-        tuple(flag for pattern in selection.excludes for flag in ("--exclude", pattern))
+        tuple(flag for path in selection.kept for flag in ("--include", path))
+        + tuple(flag for pattern in selection.excludes for flag in ("--exclude", pattern))
         + tuple(flag for path in selection.paths for flag in ("--include", path))
         + ("--exclude", "**")
     )

@@ -44,11 +44,17 @@ class HostRun:
         if phase in self.done:
             return []
         self.done.add(phase)
-        outcomes = []
-        for module in HOOKS if hooks is None else hooks:
+        modules = HOOKS if hooks is None else hooks
+        outcomes: list[HookOutcome] = []
+        # before: in order, stopping at the first failure (its cause stops the run); after:
+        # in reverse, as a stack unwinds (notify, first before, tells last what all did)
+        for module in modules if phase == "before" else reversed(modules):
             for label, step in module.plan(self, phase):
-                outcomes.append(self._run(module.NAME, label, phase, step))
-        self.outcomes.extend(outcomes)
+                outcome = self._run(module.NAME, label, phase, step)
+                outcomes.append(outcome)
+                self.outcomes.append(outcome)  # later steps of the phase see it
+                if phase == "before" and outcome.result == "failed":
+                    return outcomes
         return outcomes
 
     def _run(
@@ -56,10 +62,12 @@ class HostRun:
     ) -> HookOutcome:
         started = time.monotonic()
         self.log.write(f"dupctl: {phase} hook {name}: {label}\n")
+        hint = None
         try:
             step(self)
         except DupstackError as error:
             failure: str | None = error.message.splitlines()[0]
+            hint = error.hint or None
         except Exception as bug:  # a hook's surprise is its failure, not the run's crash
             logger.debug("%s hook %s failed", phase, name, exc_info=True)
             failure = f"{name}: {bug!r}"
@@ -74,6 +82,7 @@ class HostRun:
             result="failed" if failure else "ok",
             error=failure,
             duration=round(time.monotonic() - started, 1),
+            hint=hint,
         )
 
 
@@ -85,6 +94,7 @@ class HookOutcome:
     result: str  # ok, failed
     error: str | None
     duration: float
+    hint: str | None = None  # what the failing step said to do
 
     def as_record(self) -> dict[str, object]:
         return asdict(self)
@@ -100,5 +110,5 @@ class HookModule(Protocol):
 
 from agent.hooks import commands, databases, notify  # noqa: E402 (no import of this at run time)
 
-# notify last: its "always" steps tell what the others did
-HOOKS: tuple[HookModule, ...] = (commands, databases, notify)
+# notify first: its start ping goes before everything; unwound last, it tells what all did
+HOOKS: tuple[HookModule, ...] = (notify, commands, databases)

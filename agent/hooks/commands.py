@@ -9,6 +9,9 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from agent.errors import HookFailed
+from agent.execute import ANY_EXIT
+
 if TYPE_CHECKING:
     from agent.hooks import HostRun
 
@@ -33,6 +36,11 @@ def _runner(argv: Sequence[str], phase: str) -> Callable[[HostRun], None]:
         if phase != "before":
             settings["DUPSTACK_RESULT"] = "failed" if run.error else "ok"
         env = ("env", *(f"{key}={value}" for key, value in settings.items()))
-        run.tenant.run((*env, *argv), log=run.log, timeout=TIMEOUT)
+        done = run.tenant.run((*env, *argv), log=run.log, timeout=TIMEOUT, ok_codes=ANY_EXIT)
+        if done.exit_code:
+            said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            raise HookFailed(
+                f"{shlex.join(argv)} exited {done.exit_code}" + (f": {said[-1]}" if said else "")
+            )
 
     return step

@@ -27,7 +27,7 @@ def plan(run: HostRun, phase: str) -> list[tuple[str, Callable[[HostRun], None]]
     if phase == "before":
         steps = [(f"empty {DUMP_SPOOL}", _spool)]
         return steps + [(f"dump {database.label}", _dumper(database)) for database in databases]
-    if phase == "always":
+    if phase == "always" and "before" in run.done:  # this run dumped (another may read it)
         return [(f"remove {DUMP_SPOOL}", _clear)]
     return []
 

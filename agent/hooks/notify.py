@@ -74,6 +74,9 @@ def _start_ping(run: HostRun) -> None:
     except DupstackError as error:  # the backup goes on: a monitor must not stop it
         logger.warning("%s", error.message)
         run.log.write(f"dupctl: warning: {error.message}\n")
+    except Exception as bug:  # its text may hold the URL: named by type only
+        logger.warning("%s: start ping failed: %s", context.name, type(bug).__name__)
+        run.log.write(f"dupctl: warning: start ping failed ({type(bug).__name__})\n")
 
 
 def _end_ping(run: HostRun) -> None:

@@ -17,7 +17,9 @@ from agent.config.load import (
     remove_host,
     save_host,
 )
+from agent.duplicity.common import selection_flags
 from agent.errors import ConfigError, UnknownHost, UsageError
+from agent.host import HostContext
 from agent.paths import ServerPaths
 
 NO_HOOKS = {"before": (), "after_success": (), "after_failure": (), "always": ()}
@@ -373,3 +375,90 @@ def test_edits_keep_the_operators_comments_and_order(paths: ServerPaths) -> None
     ]  # fmt: skip
     assert "gone" not in text and "10.0.0.50" in text and "paths: [/srv]" in text
     assert list(load_inventory(paths).hosts) == ["zeta", "alpha", "mid"]
+
+
+@pytest.mark.parametrize(
+    ("databases", "expected"),
+    [
+        ("[{type: postgres, name: shop}]", "databases[0].type: expected postgresql, mariadb"),
+        ("[{type: mariadb}]", "databases[0].name: missing (required)"),
+        ("[{type: mariadb, name: 'a;b'}]", "databases[0].name: expected a database name"),
+        ("[{type: sqlite, name: app}]", "databases[0].path: missing (required for sqlite"),
+        ("[{type: sqlite, name: all, path: /a.db}]", "databases[0].name: sqlite takes a label"),
+        ("[{type: sqlite, name: a, path: /a.db, user: x}]", "databases[0].user: sqlite takes no"),
+        ("[{type: mysql, name: a, path: /a}]", "databases[0].path: only sqlite takes a path"),
+        ("[{type: mysql, name: a, role: r}]", "databases[0].role: only postgresql takes a role"),
+        ("[{type: mysql, name: a}, {type: mysql, name: a}]", "databases[1].name: mysql:a is"),
+        ("[{type: mysql, name: a, credentials: my.cnf}]", "databases[0].credentials: expected"),
+    ],
+)
+def test_databases_name_the_entry_and_key(
+    paths: ServerPaths, databases: str, expected: str
+) -> None:
+    text = "server: {address: bs}\nhosts:\n  a:\n    address: 10.0.0.9\n"
+    text += f"    databases: {databases}\n"
+    lines = problems(paths, text)
+    assert any(f"hosts.a.{expected}" in line for line in lines), lines
+
+
+def test_no_exclude_can_hide_the_dump_spool(paths: ServerPaths) -> None:
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(
+        "server: {address: bs}\nhosts:\n  a:\n    address: 10.0.0.9\n    paths: [/var]\n"
+        "    excludes: [/var/backups, '**/*.sql']\n    databases: [{type: postgresql, name: all}]\n"
+    )
+    inventory = load_inventory(paths)
+    [database] = inventory.host("a").databases
+    assert (database.type, database.name, database.label) == ("postgresql", "all", "postgresql:all")
+    flags = selection_flags(HostContext(paths, inventory, inventory.host("a"), "x").selection)
+    # duplicity takes the first pattern that matches: the spool's include comes first
+    assert flags == ("--include", "/var/backups/dupstack", "--exclude", "/var/backups",
+                     "--exclude", "**/*.sql", "--include", "/var", "--exclude", "**")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("notifications: {success: true}", "notifications.urls_file: missing (required)"),
+        ("notifications: {urls_file: x}", "notifications.urls_file: expected an absolute path"),
+        ("notifications: {urls_file: /u, stale_after: 2 days}", "notifications.stale_after"),
+        ("metrics: {textfile: relative.prom}", "metrics.textfile: expected an absolute path"),
+        ("metrics: {file: /a.prom}", "metrics.file: unknown key 'file'"),
+    ],
+)
+def test_notifications_and_metrics_name_their_keys(
+    paths: ServerPaths, section: str, expected: str
+) -> None:
+    text = f"server: {{address: bs}}\n{section}\nhosts:\n  a: {{address: 10.0.0.9}}\n"
+    lines = problems(paths, text)
+    assert any(expected in line for line in lines), lines
+
+
+def test_notifications_and_metrics_defaults(paths: ServerPaths) -> None:
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text("server: {address: bs}\nhosts:\n  a: {address: 10.0.0.9}\n")
+    inventory = load_inventory(paths)
+    assert inventory.notifications is None
+    assert inventory.metrics_textfile == "/var/lib/prometheus/node-exporter/dupstack.prom"
+    paths.config_file.write_text(
+        "server: {address: bs}\nnotifications: {urls_file: /etc/n}\nmetrics: {textfile: null}\n"
+        "hosts:\n  a: {address: 10.0.0.9}\n"
+    )
+    inventory = load_inventory(paths)
+    assert (inventory.notifications.urls_file, inventory.notifications.stale_after) == (
+        "/etc/n", "36h",
+    )  # fmt: skip
+    assert inventory.metrics_textfile is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{type: mariadb, name: a, user: app, credentials: /root/a.cnf}", "databases[0].user: a"),
+        ("{type: postgresql, name: a, credentials: /root/a.pgpass}", "databases[0].role: missing"),
+    ],
+)
+def test_credentials_go_with_root_and_a_role(paths: ServerPaths, entry: str, expected: str) -> None:
+    text = f"server: {{address: bs}}\nhosts:\n  a: {{address: 10.0.0.9, databases: [{entry}]}}\n"
+    lines = problems(paths, text)
+    assert any(f"hosts.a.{expected}" in line for line in lines), lines

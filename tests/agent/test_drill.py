@@ -6,6 +6,7 @@ prometheus_client's parser. One fleet: `bs` and web1; the tests run in order."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import threading
 from collections.abc import Iterator
@@ -15,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleet import Fleet, Host
 from fleet.backup import BACKUPS, backup_server, dupctl, ok, set_host_options
+from fleet.receivers import Mailbox, Receiver
 from tests.agent.backup_fleet import status, tenant, write_files
-from tests.support.receivers import Mailbox, Receiver
 
 pytestmark = pytest.mark.root
 URLS = "/etc/dupstack/notify.urls"
@@ -119,16 +120,22 @@ def test_a_drill_of_a_good_backup_passes(bs: Host) -> None:
 
 
 def test_files_changed_since_the_backup_are_not_compared(bs: Host, web1: Host) -> None:
-    write_files(web1, 20, "v2")  # every file: new content, new mtime
+    write_files(web1, 5, "v2")  # new content, new mtime
     code, record = drill(bs, "--sample-percent", "100")
     assert code == 0, record["failures"]
+    assert (record["sampled"], record["changed"], record["compared"]) == (20, 5, 15)
+    write_files(web1, 20, "v2")  # every file
+    code, record = drill(bs, "--sample-percent", "100")
+    assert code == 15  # a drill that compared nothing proved nothing
     assert (record["sampled"], record["changed"], record["compared"]) == (20, 20, 0)
+    assert "nothing could be compared" in record["failures"][0]
 
 
 def test_a_file_count_off_by_more_than_the_tolerance_fails_and_is_told(
     bs: Host, web1: Host, mailbox: Mailbox
 ) -> None:
     ok(dupctl(bs, "backup", "web1"))
+    mailbox.messages.clear()  # the earlier failed drill's
     write_files(web1, 40, "new", start=100)  # not backed up yet: twice the files
     done = dupctl(bs, "drill", "web1")
     assert done.returncode == 15, done.stderr
@@ -139,6 +146,7 @@ def test_a_file_count_off_by_more_than_the_tolerance_fails_and_is_told(
     assert "on the host now" in body and "dupctl verify web1" in body
     mailbox.messages.clear()
     assert dupctl(bs, "drill", "web1", "--count-tolerance", "100").returncode == 0
+    assert mailbox.messages == []  # a passed drill is told only with success: true
     ok(dupctl(bs, "backup", "web1"))
 
 
@@ -175,3 +183,15 @@ def test_a_drill_catches_a_corrupted_volume_file(bs: Host, mailbox: Mailbox) -> 
     [mail] = mailbox.messages
     assert "web1 drill failed" in mail["subject"]
     assert metrics(bs)[("dupstack_last_drill_success", "web1")] == 0
+
+
+def test_no_drill_at_all_is_a_failed_drill_recorded_and_told(bs: Host, mailbox: Mailbox) -> None:
+    mailbox.messages.clear()
+    with bs.path("/var/lib/dupstack/locks/web1.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a running backup holds it
+        done = dupctl(bs, "drill", "web1")
+    assert done.returncode == 12, done.stderr  # busy
+    drilled = status(bs, "web1")["last_drill"]
+    assert drilled["result"] == "fail" and drilled["failures"][0].startswith("no drill:")
+    [mail] = mailbox.messages
+    assert "web1 drill failed" in mail["subject"]

@@ -30,7 +30,7 @@ from agent.hooks import notify as notify_hook
 from agent.host import HostContext
 from agent.paths import ServerPaths
 from agent.runlog import RunRecord, open_log, stamp, write_status
-from tests.support.receivers import Mailbox, Receiver
+from fleet.receivers import Mailbox, Receiver
 
 pytestmark = pytest.mark.root  # the URL files must be root's
 TOKEN = "tok-5ecr3t-4242"

@@ -211,3 +211,16 @@ def test_catch_up_can_be_turned_off_per_host(paths: ServerPaths) -> None:
     )
     web2 = load_inventory(paths).hosts["web2"]
     assert not crontab.missed(web2, None, datetime(2026, 12, 7, 23, 59, tzinfo=UTC))
+
+
+def test_stale_hosts_are_checked_hourly_when_notifications_are_set(paths: ServerPaths) -> None:
+    assert not any("notify stale" in line for line in crontab_lines(paths))
+    paths.config_file.write_text(INVENTORY + "notifications: {urls_file: /etc/n}\n")
+    [line] = [line for line in crontab_lines(paths) if "notify stale" in line]
+    stale = resolve("H * * * *", "stale").fields
+    # not behind the mount guard: an unmounted volume is when hosts go stale
+    assert line == f"{stale} root dupctl notify stale 2>&1 | logger -t dupstack"
+    paths.config_file.write_text(
+        INVENTORY + "notifications: {urls_file: /etc/n, stale_after: null}\n"
+    )
+    assert not any("notify stale" in line for line in crontab_lines(paths))

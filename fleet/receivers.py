@@ -1,6 +1,6 @@
-"""Real receivers of notifications on 127.0.0.1: an SMTP server (aiosmtpd) and an HTTP
-server that keeps every request. Each binds its socket when made, so one made inside a
-fleet host's network namespace (Host.call) listens there."""
+"""Real receivers of notifications on 127.0.0.1 (tests and the demo): an SMTP server
+(aiosmtpd) and an HTTP server that keeps every request. Each binds its socket when made, so
+one made inside a fleet host's network namespace (Host.call) listens there."""
 
 from __future__ import annotations
 
