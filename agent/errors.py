@@ -133,6 +133,20 @@ class NotificationFailed(DupstackError):
     exit_code = 16
 
 
+class OffsiteFailed(DupstackError):
+    """An offsite target refused or lost a copy, or is unreachable (the target, the object and
+    the service's own error are named, never a credential)."""
+
+    exit_code = 17
+
+
+class ThawNeeded(DupstackError):
+    """A restore from offsite needs archived objects (Glacier, Deep Archive) that are not
+    readable yet: each is named with what a thaw costs and takes; nothing was restored."""
+
+    exit_code = 18
+
+
 class NotInBackup(DupstackError):
     """A host has no backup yet, or the path asked for is not in it at that time."""
 

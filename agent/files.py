@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from agent.errors import ConfigError
 
 
 def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> bool:
@@ -76,3 +79,40 @@ def lock_down_modes(top: Path) -> None:
                 mode = os.stat(name).st_mode & 0o7777
                 if mode & 0o077:
                     os.chmod(name, mode & 0o7700)
+
+
+def read_secret_text(path: Path, key: str, holds: str, limit: int, example: str) -> str:
+    """The text of a secrets file the inventory names at `key` (apprise URLs, offsite
+    credentials): ConfigError, naming the file and the key, unless it is a regular file of
+    root's that nobody else may read. Opened without blocking (a FIFO), read up to `limit`;
+    `holds` says what it holds ("its URLs hold tokens"), `example` how to write one."""
+    where = f"{path} ({key})"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where} does not exist", hint=f"{example}, then chmod 600 {path}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{where} is not a regular file", hint=f"write {path} as a file")
+        if info.st_uid != 0:
+            raise ConfigError(
+                f"{where} is owned by uid {info.st_uid}, not root: {holds}",
+                hint=f"chown root:root {path} && chmod 600 {path}",
+            )
+        if (mode := stat.S_IMODE(info.st_mode)) & 0o077:
+            raise ConfigError(
+                f"{where} may be read by group or others (mode {mode:04o}): {holds}",
+                hint=f"chmod 600 {path}",
+            )
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{where} is larger than {limit // 1024} KiB")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,10 +106,11 @@ class HostContext:
             say(f"quarantined {item} (moved to {folder})")
         return [str(item) for item in refused]
 
-    def run_here(self, argv: tuple[str, ...]) -> str:
-        """duplicity on this server with the host's passphrase; its stdout (errors raised)."""
+    def run_here(self, argv: tuple[str, ...], env: Mapping[str, str] | None = None) -> str:
+        """duplicity on this server with the host's passphrase (and `env`: an offsite
+        target's credentials); its stdout (errors raised)."""
         self.private_caches()
-        done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT)
+        done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, env=env)
         self.check(done)
         return done.stdout
 

@@ -14,11 +14,9 @@ import fcntl
 import http.client
 import json
 import logging
-import os
 import re
 import socket
 import ssl
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,7 +29,7 @@ import apprise
 
 from agent.config.load import STALE_AFTER, HostConfig, Inventory
 from agent.errors import ConfigError, NotificationFailed
-from agent.files import make_private_dir, write_atomic
+from agent.files import make_private_dir, read_secret_text, write_atomic
 from agent.paths import ServerPaths
 from agent.runlog import read_last_success, read_status, stamp
 from agent.times import interval
@@ -86,37 +84,10 @@ def read_urls(path: Path, key: str) -> list[tuple[int, str]]:
     ConfigError, naming the file and the inventory `key` that names it, unless it is a
     regular file of root's that nobody else may read, with at least one URL: its URLs
     hold tokens. Opened without blocking (a FIFO) and read up to MAX_URLS_FILE."""
+    text = read_secret_text(path, key, "its URLs hold tokens", MAX_URLS_FILE,
+                            f"write one URL per line into {path}")  # fmt: skip
+    lines = text.splitlines()
     where = f"{path} ({key})"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{where} does not exist",
-            hint=f"write one URL per line into {path}, then chmod 600 {path}",
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read: {error.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{where} is not a regular file", hint=f"write {path} as a file")
-        if info.st_uid != 0:
-            raise ConfigError(
-                f"{where} is owned by uid {info.st_uid}, not root: its URLs hold tokens",
-                hint=f"chown root:root {path} && chmod 600 {path}",
-            )
-        if (mode := stat.S_IMODE(info.st_mode)) & 0o077:
-            raise ConfigError(
-                f"{where} may be read by group or others (mode {mode:04o}): its URLs hold tokens",
-                hint=f"chmod 600 {path}",
-            )
-        data = handle.read(MAX_URLS_FILE + 1)
-    if len(data) > MAX_URLS_FILE:
-        raise ConfigError(f"{where} is larger than {MAX_URLS_FILE // 1024} KiB: not a URL list")
-    try:
-        lines = data.decode().splitlines()
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
     urls = [(number, line.strip()) for number, line in enumerate(lines, 1)]
     urls = [(number, url) for number, url in urls if url and not url.startswith("#")]
     if not urls:

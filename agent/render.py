@@ -125,3 +125,16 @@ def print_schedule(jobs: list[dict[str, Any]]) -> None:
             job.get("full_if_older_than", ""),
         )
     print_table(table)
+
+
+def print_offsite_status(entries: list[dict[str, Any]]) -> None:
+    table = _table("host", "target", "sets copied", "pending", "objects", "size", "last push",
+                   "thaws")  # fmt: skip
+    for entry in entries:
+        objects = ", ".join(f"{cls} {n}" for cls, n in sorted(entry["objects_by_class"].items()))
+        table.add_row(
+            entry["host"], entry["target"], str(entry["sets_copied"]), str(entry["sets_pending"]),
+            objects or "-", f"{sum(entry['bytes_by_class'].values()) // 1024} KiB",
+            _minute(entry["last_push"]) or "never", str(entry["thaws_requested"]),
+        )  # fmt: skip
+    print_table(table)

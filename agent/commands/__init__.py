@@ -22,6 +22,9 @@ from agent.commands import (
     metrics,
     notify_stale,
     notify_test,
+    offsite_plan,
+    offsite_push,
+    offsite_status,
     passphrase,
     prune,
     restore,
@@ -84,6 +87,19 @@ examples:
 """,
     actions={"test": notify_test, "stale": notify_stale},
 )
+OFFSITE = Group(
+    help="offsite copies (S3, Glacier, Deep Archive): push, status, plan",
+    description="Copies of every host's sealed sets on the inventory's offsite.targets "
+    "(docs/offsite.md); restore and list read them with --from TARGET.",
+    examples="""\
+examples:
+  dupctl offsite push
+  dupctl offsite status
+  dupctl offsite plan --files 10000000 --file-size 1KiB --volsize 1024 --storage-class DEEP_ARCHIVE
+  dupctl restore web1 --from glacier --path /etc/hosts --to /root/r --thaw bulk
+""",
+    actions={"push": offsite_push, "status": offsite_status, "plan": offsite_plan},
+)
 COMMANDS: dict[str, ModuleType | Group] = {
     "init": init,
     "host": HOST,
@@ -98,5 +114,6 @@ COMMANDS: dict[str, ModuleType | Group] = {
     "prune": prune,
     "schedule": SCHEDULE,
     "notify": NOTIFY,
+    "offsite": OFFSITE,
     "upgrade": upgrade,
 }

@@ -8,7 +8,8 @@ import os
 from agent import remote
 from agent.actions.restore import restore
 from agent.actions.restore_database import restore_database
-from agent.commands.common import add_time_option, require_root, say
+from agent.actions.restore_offsite import restore_offsite
+from agent.commands.common import add_time_option, require_root, say, whole
 from agent.errors import UsageError
 from agent.paths import ServerPaths
 
@@ -29,6 +30,8 @@ examples:
   dupctl restore db1 --database shop --time 2D          # into shop_restored_<now>
   dupctl restore db1 --database postgresql:shop --into shop_copy
   dupctl restore db1 --database app --into /srv/app/app.db.restored   # sqlite
+  dupctl restore web1 --from glacier --path /etc/hosts --to /root/r            # offsite
+  dupctl restore web1 --from glacier --to /root/r --thaw bulk --days 3 --no-wait
 """
 
 
@@ -46,6 +49,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--into", metavar="NEW", help="with --database: the new database (or file) it goes into"
     )
+    offsite = parser.add_argument_group("from an offsite copy (onto this server, --to DIR)")
+    offsite.add_argument(
+        "--from",
+        dest="source",
+        metavar="TARGET",
+        help="read the sets from this offsite target, not the volume",
+    )
+    offsite.add_argument(
+        "--thaw",
+        choices=("bulk", "standard", "expedited"),
+        help="request archived volumes back (only those needed) in this tier",
+    )
+    offsite.add_argument(
+        "--days",
+        type=whole(1, 365),
+        default=3,
+        help="how long thawed copies stay readable (default 3)",
+    )
+    offsite.add_argument("--no-wait", action="store_true",
+                         help="request the thaw and return with its ETA (exit 18)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
@@ -60,6 +83,17 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
             time=args.time, into=args.into, say=say,
         )  # fmt: skip
         return 0
+    if args.source is not None:
+        if args.to_host or args.to is None:
+            raise UsageError("--from restores onto this server: give --to DIR (not --to-host)")
+        restore_offsite(
+            paths, args.host, args.source, path=args.path, time=args.time,
+            to=os.path.abspath(args.to), thaw=args.thaw, days=args.days,
+            wait=not args.no_wait, say=say,
+        )  # fmt: skip
+        return 0
+    if args.thaw or args.no_wait:
+        raise UsageError("--thaw and --no-wait go with --from TARGET")
     to = args.to if args.to is None or args.to_host else os.path.abspath(args.to)
     ssh = remote.Ssh.of_server(paths)
     restore(

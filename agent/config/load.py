@@ -92,6 +92,34 @@ class Database:
 
 
 @dataclass(frozen=True)
+class OffsiteTarget:
+    """Where copies of the hosts' sets go (agent/offsite): an S3 bucket or a Swift container,
+    objects under PREFIX/HOST/ with duplicity's own names."""
+
+    name: str
+    type: str  # s3, swift
+    credentials_file: str  # root-only, key = value lines (agent/offsite/credentials.py)
+    prefix: str = "dupstack"
+    bucket: str | None = None  # s3
+    container: str | None = None  # swift
+    region: str | None = None
+    endpoint_url: str | None = None  # s3: a non-AWS service
+    auth_url: str | None = None  # swift: Keystone v3
+    storage_class: str = "STANDARD"  # s3: of the volumes; the rest stays STANDARD
+    server_side_encryption: str | None = None
+    storage_policy: str | None = None  # swift
+    concurrency: int = 4
+    bandwidth_limit: int | None = None  # bytes per second
+
+
+OFFSITE_KEYS = {
+    "s3": {"bucket", "endpoint_url", "storage_class", "server_side_encryption"},
+    "swift": {"container", "auth_url", "storage_policy"},
+}
+OFFSITE_REQUIRED = {"s3": ("bucket",), "swift": ("container", "auth_url")}
+
+
+@dataclass(frozen=True)
 class Notifications:
     """Who is told (apprise URLs in a root-only file), about what."""
 
@@ -138,6 +166,18 @@ class Inventory:
     reserve: int | None = None  # bytes kept free on the volume (None: agent/quota.py's default)
     notifications: Notifications | None = None
     metrics_textfile: str | None = METRICS_TEXTFILE  # None: no metrics
+    offsite: Mapping[str, OffsiteTarget] = field(default_factory=dict)
+    push_after_backup: bool = True
+
+    def target(self, name: str) -> OffsiteTarget:
+        """The offsite target called `name`; UsageError naming the known ones."""
+        if name not in self.offsite:
+            known = ", ".join(sorted(self.offsite)) or "none"
+            raise UsageError(
+                f"no offsite target {name!r} in {self.file} (targets: {known})",
+                hint="targets are the inventory's offsite.targets (docs/offsite.md)",
+            )
+        return self.offsite[name]
 
     def host(self, name: str) -> HostConfig:
         """The host called `name`; UnknownHost (with the known names) if there is none."""
@@ -443,6 +483,9 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
         origin = ("hosts", name) if "databases" in own else ("defaults",)
         problems.extend(_database_problems(merged["databases"], (*origin, "databases")))
     _raise_if_any(problems, file, node)
+    offsite = document.get("offsite") or {}
+    targets = offsite.get("targets", {})
+    _raise_if_any(list(_target_problems(targets)), file, node)
     server = document["server"]
     notify = document.get("notifications")
     return Inventory(
@@ -453,7 +496,29 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
         reserve=size_bytes(server["reserve"]) if "reserve" in server else None,
         notifications=Notifications(**notify) if notify else None,
         metrics_textfile=(document.get("metrics") or {}).get("textfile", METRICS_TEXTFILE),
+        offsite={name: _target(name, entry) for name, entry in targets.items()},
+        push_after_backup=offsite.get("push_after_backup", True),
     )
+
+
+def _target(name: str, entry: Mapping[str, Any]) -> OffsiteTarget:
+    limit = entry.get("bandwidth_limit")
+    return OffsiteTarget(
+        name=name, **{**entry, "bandwidth_limit": size_bytes(limit) if limit else None}
+    )
+
+
+def _target_problems(targets: Mapping[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """What the schema cannot say of offsite targets: which keys each type takes."""
+    for name, entry in targets.items():
+        kind = entry["type"]
+        where = ("offsite", "targets", name)
+        for key in OFFSITE_REQUIRED[kind]:
+            if key not in entry:
+                yield (*where, key), f"missing (required for {kind})"
+        for other, keys in OFFSITE_KEYS.items():
+            for key in sorted(keys & set(entry)) if other != kind else ():
+                yield (*where, key), f"{kind} takes no {key} (that is for {other})"
 
 
 def _database_problems(

@@ -54,6 +54,7 @@ class Repository:
     identity_file: str | None = None  # sftp: the private key (path) for the SFTP account
     known_hosts_file: str | None = None  # sftp: the pinned host key of the server (path)
     s3_endpoint_url: str | None = None  # s3: a non-AWS endpoint, for offsite copies
+    s3_region: str | None = None  # s3: the bucket's region
 
     def __post_init__(self) -> None:
         ssh_files = [f for f in (self.identity_file, self.known_hosts_file) if f is not None]
@@ -80,6 +81,7 @@ def repository_flags(repository: Repository) -> tuple[str, ...]:
         # One word with "=": duplicity's documented form for a value that starts with "-".
         + ((f"--ssh-options={ssh_options}",) if ssh_options else ())
         + (("--s3-endpoint-url", repository.s3_endpoint_url) if repository.s3_endpoint_url else ())
+        + (("--s3-region-name", repository.s3_region) if repository.s3_region else ())
     )
 
 

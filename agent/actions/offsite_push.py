@@ -1,0 +1,66 @@
+"""`dupctl offsite push [HOST...]`: copy the hosts' sealed sets to the offsite targets.
+
+Each host under its lock (never beside its backup or prune); one host's or target's failure
+stops no other. The key escrow goes to every target too (it is already encrypted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from agent.config.load import load_inventory
+from agent.errors import DupstackError, OffsiteFailed, UsageError
+from agent.locks import host_lock
+from agent.offsite.push import push_escrow, push_host
+from agent.paths import ServerPaths
+
+
+def offsite_push(
+    paths: ServerPaths,
+    names: Sequence[str],
+    target_names: Sequence[str],
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Push `names` (every host when empty) to `target_names` (every target when empty);
+    one record per host and target (`error` set where it failed)."""
+    inventory = load_inventory(paths)
+    if not inventory.offsite:
+        raise UsageError(
+            f"{inventory.file} has no offsite targets",
+            hint="add offsite.targets (docs/offsite.md), then rerun",
+        )
+    targets = [inventory.target(name) for name in dict.fromkeys(target_names)] or [
+        inventory.offsite[name] for name in sorted(inventory.offsite)
+    ]
+    hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
+        inventory.hosts[name] for name in sorted(inventory.hosts)
+    ]
+    records: list[dict[str, Any]] = []
+    for target in targets:
+        try:
+            push_escrow(paths, target, say)
+        except DupstackError as error:
+            records.append({"host": None, "target": target.name, "error": error.message})
+            say(f"escrow -> {target.name}: failed: {error.message}")
+        for host in hosts:
+            try:
+                with host_lock(paths, host.name):
+                    result = push_host(paths, host, target, say)
+            except DupstackError as error:
+                records.append({"host": host.name, "target": target.name, "error": error.message})
+                say(f"{host.name} -> {target.name}: failed: {error.message.splitlines()[0]}")
+                continue
+            records.append({**asdict(result), "error": None})
+            say(f"{host.name} -> {target.name}: {result.copied} copied, {result.skipped} there"
+                + (f", {len(result.replaced)} changed offsite and copied again"
+                   if result.replaced else ""))  # fmt: skip
+    failed = [record for record in records if record["error"]]
+    if failed:
+        raise OffsiteFailed(
+            f"offsite push failed for {len(failed)} of {len(records)} copies: "
+            + failed[0]["error"].splitlines()[0],
+            hint="the next push completes what is missing; see the lines above",
+        )
+    return records

@@ -1,0 +1,48 @@
+"""`dupctl offsite status`: per host and target, what is copied and what is pending, from
+this server's own records (the push ledgers and thaw tickets): no request to any target."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from agent.config.load import load_inventory
+from agent.offsite.push import read_ledger
+from agent.offsite.thaw import Ticket
+from agent.paths import ServerPaths
+from agent.screening import set_of
+from agent.sealing import sealed
+
+
+def offsite_status(paths: ServerPaths, names: list[str]) -> list[dict[str, Any]]:
+    """One entry per host and target (every host when `names` is empty)."""
+    inventory = load_inventory(paths)
+    hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
+        inventory.hosts[name] for name in sorted(inventory.hosts)
+    ]
+    entries = []
+    for target in (inventory.offsite[name] for name in sorted(inventory.offsite)):
+        for host in hosts:
+            ledger = read_ledger(paths, target.name, host.name)
+            copied = ledger["objects"]
+            local = set(sealed(paths, host))
+            sets = {set_of(name) for name in local if name.endswith(".manifest.gpg")}
+            done = {set_of(name) for name in local & set(copied) if name.endswith(".manifest.gpg")}
+            objects: Counter[str] = Counter()
+            size: Counter[str] = Counter()
+            for entry in copied.values():
+                objects[entry["storage_class"]] += 1
+                size[entry["storage_class"]] += entry["size"]
+            ticket = Ticket.of(paths, host.name, target.name)
+            entries.append({
+                "host": host.name,
+                "target": target.name,
+                "sets_copied": len(done),
+                "sets_pending": len(sets - done),
+                "files_pending": len(local - set(copied)),
+                "objects_by_class": dict(objects),
+                "bytes_by_class": dict(size),
+                "last_push": ledger["last_push"],
+                "thaws_requested": len(ticket.requested),
+            })  # fmt: skip
+    return entries

@@ -1,0 +1,35 @@
+"""Offsite push after a good backup: the host's new sets copied to every target
+(agent/offsite/push.py) while its lock is still held. A failed push is recorded beside the
+good backup (and told); the next push completes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent.config.load import OffsiteTarget
+from agent.offsite.push import push_host
+
+if TYPE_CHECKING:
+    from agent.hooks import HostRun
+
+NAME = "offsite"
+
+
+def plan(run: HostRun, phase: str) -> list[tuple[str, Callable[[HostRun], None]]]:
+    inventory = run.context.inventory
+    if phase != "after_success" or not inventory.push_after_backup:
+        return []
+    return [
+        (f"push to {name}", _pusher(inventory.offsite[name])) for name in sorted(inventory.offsite)
+    ]
+
+
+def _pusher(target: OffsiteTarget) -> Callable[[HostRun], None]:
+    def step(run: HostRun) -> None:
+        def say(line: str) -> None:
+            run.log.write(f"dupctl: offsite: {line}\n")
+
+        push_host(run.context.paths, run.context.host, target, say)
+
+    return step

@@ -1,0 +1,1 @@
+"""Offsite copies of the hosts' sets: S3 and Swift targets."""

@@ -1,0 +1,203 @@
+"""Copy a host's sealed sets to an offsite target: the encrypted files as they are, with
+duplicity's own names, so the copy is itself a duplicity target.
+
+Only sealed files go (screened, complete: agent/screening.py). Volumes and signatures go
+first, manifests last: a set whose manifest is offsite has all its files there (duplicity
+counts a set without its manifest as incomplete). Every object is checked after upload (size,
+and the sha256 kept in its metadata) and recorded in a ledger on this server
+(state_dir/offsite/TARGET/HOST.json), so the next push skips what is there and matches, and
+a push killed at any point is completed by the next. An object that changed offsite (its
+ETag is not the one recorded, or its sha256 differs) is uploaded again and named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.config.load import HostConfig, OffsiteTarget
+from agent.errors import OffsiteFailed, UsageError
+from agent.files import write_atomic
+from agent.offsite.credentials import read_credentials
+from agent.offsite.s3 import S3Store
+from agent.paths import ServerPaths
+from agent.repository import backups_dir
+from agent.runlog import stamp
+from agent.sealing import sealed
+
+ESCROW_HOST = "_escrow"  # the key escrow's folder on a target (no host name starts with _)
+MAX_SINGLE_PUT = 5 << 30  # S3's largest single PUT
+Say = Callable[[str], None]
+
+
+@dataclass
+class PushResult:
+    host: str
+    target: str
+    copied: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    replaced: list[str] = field(default_factory=list)  # changed offsite: uploaded again
+    aborted: int = 0  # multipart uploads a killed push had left
+
+
+def open_store(paths: ServerPaths, target: OffsiteTarget) -> S3Store:
+    """The target's store, its credentials read from their root-only file."""
+    if target.type != "s3":
+        raise UsageError(
+            f"offsite {target.name}: swift targets are not pushed by this release yet",
+            hint="use an s3 target (Swift's S3 API, if the cloud offers it, works too)",
+        )
+    return S3Store(target, read_credentials(paths, target))
+
+
+def storage_class(target: OffsiteTarget, name: str) -> str:
+    """Volumes in the target's class; manifests, signatures and the rest stay STANDARD, so
+    listings and incrementals never need a thaw."""
+    return target.storage_class if ".difftar." in name else "STANDARD"
+
+
+def push_host(paths: ServerPaths, host: HostConfig, target: OffsiteTarget, say: Say) -> PushResult:
+    """Copy what of the host's sealed files the target lacks (its lock held by the caller)."""
+    store = open_store(paths, target)
+    folder = backups_dir(paths, host)
+    names = sorted(sealed(paths, host))
+    result = PushResult(host.name, target.name)
+    files = {name: folder / name for name in names}
+    _push(store, paths, target, host.name, files, _part_size(host), result, say)
+    return result
+
+
+def push_escrow(paths: ServerPaths, target: OffsiteTarget, say: Say) -> PushResult:
+    """The passcode escrow and its README (already encrypted) to `_escrow/` on the target."""
+    store = open_store(paths, target)
+    found = sorted(paths.volume_state_dir.glob("escrow*"))
+    result = PushResult(ESCROW_HOST, target.name)
+    files = {file.name: file for file in found if file.is_file()}
+    files |= {f.name: f for f in [paths.volume_state_dir / "README.txt"] if f.is_file()}
+    _push(store, paths, target, ESCROW_HOST, files, 64 << 20, result, say)
+    return result
+
+
+def ledger_file(paths: ServerPaths, target: str, host: str) -> Path:
+    return paths.state_dir / "offsite" / target / f"{host}.json"
+
+
+def read_ledger(paths: ServerPaths, target: str, host: str) -> dict[str, Any]:
+    """What was pushed and checked: {"last_push": stamp, "objects": {name: {...}}}."""
+    try:
+        return json.loads(ledger_file(paths, target, host).read_text())
+    except FileNotFoundError:
+        return {"last_push": None, "objects": {}}
+
+
+def _push(
+    store: S3Store,
+    paths: ServerPaths,
+    target: OffsiteTarget,
+    host: str,
+    files: Mapping[str, Path],
+    part_size: int,
+    result: PushResult,
+    say: Say,
+) -> None:
+    ledger = read_ledger(paths, target.name, host)
+    recorded: dict[str, Any] = ledger["objects"]
+    result.aborted = store.abort_uploads(host)
+    there = store.listing(host)
+    todo = []
+    for name, file in files.items():
+        size = file.stat().st_size
+        remote, entry = there.get(name), recorded.get(name)
+        if (
+            remote
+            and entry
+            and (remote.size, remote.etag)
+            == (size, entry["etag"])
+            == (entry["size"], entry["etag"])
+        ):
+            result.skipped += 1
+            continue
+        if remote and remote.size == size:  # there, not (or differently) recorded: check it
+            head = store.head(host, name)
+            digest = _sha256(file)
+            if head.sha256 == digest:
+                recorded[name] = _entry(size, digest, remote.etag, remote.storage_class)
+                result.skipped += 1
+                continue
+        if remote:
+            result.replaced.append(name)
+        todo.append(name)
+    lock = threading.Lock()
+    sent = [0]
+
+    def copy(name: str) -> None:
+        file = files[name]
+        digest = _sha256(file)
+        wanted = storage_class(target, name)
+        store.upload(
+            host, name, file, sha256=digest, storage_class=wanted, part_size=part_size,
+            progress=lambda count: _add(sent, lock, count),
+        )  # fmt: skip
+        head = store.head(host, name)
+        size = file.stat().st_size
+        if (head.size, head.sha256) != (size, digest) or head.storage_class != wanted:
+            raise OffsiteFailed(
+                f"offsite {target.name}: {store.key(host, name)} does not read back as sent "
+                f"({head.size} of {size} bytes, class {head.storage_class})",
+                hint="the next push uploads it again; if it persists, check the service",
+            )
+        with lock:
+            recorded[name] = _entry(size, digest, head.etag, wanted)
+            _save(paths, target.name, host, ledger)
+            result.copied += 1
+            result.bytes += size
+            if result.copied % 10 == 0 or result.copied == len(todo):
+                say(f"{host} -> {target.name}: {result.copied} of {len(todo)} objects, "
+                    f"{sent[0] >> 20} MiB")  # fmt: skip
+
+    first = [name for name in todo if not name.endswith(".manifest.gpg")]
+    last = [name for name in todo if name.endswith(".manifest.gpg")]  # once the rest is there
+    if todo:
+        say(f"{host} -> {target.name}: {len(todo)} objects to copy, {result.skipped} there")
+    with ThreadPoolExecutor(max_workers=target.concurrency) as pool:
+        for wave in (first, last):
+            for done in [pool.submit(copy, name) for name in wave]:
+                done.result()
+    ledger["last_push"] = stamp(datetime.now(UTC))
+    _save(paths, target.name, host, ledger)
+
+
+def _part_size(host: HostConfig) -> int:
+    """One PUT per volume: the multipart threshold a little above the volume size."""
+    return min(MAX_SINGLE_PUT, (host.volsize + 16) << 20)
+
+
+def _entry(size: int, digest: str, etag: str, storage_class: str) -> dict[str, Any]:
+    return {"size": size, "sha256": digest, "etag": etag, "storage_class": storage_class}
+
+
+def _save(paths: ServerPaths, target: str, host: str, ledger: Mapping[str, Any]) -> None:
+    file = ledger_file(paths, target, host)
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(file, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+
+
+def _add(sent: list[int], lock: threading.Lock, count: int) -> None:
+    with lock:
+        sent[0] += count
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

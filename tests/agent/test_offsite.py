@@ -1,0 +1,157 @@
+"""Offsite copies to S3 with a Deep Archive class: moto's S3 server inside the backup
+server's namespace, real duplicity reading the bucket. Pushed after a backup, idempotent, a
+changed object caught and copied again; listing without a thaw; a restore that needs archived
+volumes refused at once, then thawed (only what it needs, a resumable ticket) and restored
+byte for byte. One fleet: `bs` and web1; the tests run in order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from fleet import Fleet, Host
+from fleet.backup import backup_server, dupctl, ok
+from tests.agent.backup_fleet import DATA, snapshot, tenant
+
+pytestmark = pytest.mark.root
+BUCKET = "dr-copies"
+CREDENTIALS = "/etc/dupstack/offsite/deep.ini"
+PREFIX = "dupstack/web1/"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    with Fleet() as fleet:
+        backup_server(fleet)
+        tenant(fleet, "web1")
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def bs(fleet: Fleet) -> Host:
+    return fleet.hosts["bs"]
+
+
+@pytest.fixture(scope="module")
+def web1(fleet: Fleet) -> Host:
+    return fleet.hosts["web1"]
+
+
+@pytest.fixture(scope="module")
+def s3(bs: Host) -> Iterator[str]:
+    """moto's S3 on 127.0.0.1 inside bs; its endpoint URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    bs.call(server.start)
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    bs.call(lambda: client(endpoint).create_bucket(Bucket=BUCKET))
+    yield endpoint
+    bs.call(server.stop)
+
+
+def client(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def configured(bs: Host, s3: str) -> None:
+    file = bs.path(CREDENTIALS)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text("aws_access_key_id = test\naws_secret_access_key = test\n")
+    file.chmod(0o600)
+    target = {"type": "s3", "endpoint_url": s3, "region": "us-east-1", "bucket": BUCKET,
+              "storage_class": "DEEP_ARCHIVE", "credentials_file": CREDENTIALS}  # fmt: skip
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    inventory.write_text(inventory.read_text() + "offsite:\n  targets:\n    deep: "
+                         + json.dumps(target) + "\n")  # fmt: skip
+
+
+def objects(bs: Host, s3: str) -> dict[str, dict[str, Any]]:
+    """{name: head} of web1's objects in the bucket."""
+
+    def read() -> dict[str, dict[str, Any]]:
+        api = client(s3)
+        keys = [o["Key"] for o in api.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)["Contents"]]
+        return {key.removeprefix(PREFIX): api.head_object(Bucket=BUCKET, Key=key) for key in keys}
+
+    return bs.call(read)
+
+
+def test_a_backup_pushes_its_sets_volumes_archived_the_rest_standard(bs: Host, s3: str) -> None:
+    done = dupctl(bs, "backup", "web1", "--json")
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)
+    assert [(h["hook"], h["step"], h["result"]) for h in run["hooks"]] == [
+        ("offsite", "push to deep", "ok")
+    ]
+    local = sorted(p.name for p in bs.path("/mnt/vdb/hosts/dup-web1/backups").iterdir())
+    there = objects(bs, s3)
+    assert sorted(there) == local
+    for name, head in there.items():
+        archived = ".difftar." in name
+        assert head.get("StorageClass", "STANDARD") == ("DEEP_ARCHIVE" if archived else "STANDARD")
+        size = bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{name}").stat().st_size
+        assert head["ContentLength"] == size and len(head["Metadata"]["sha256"]) == 64
+
+
+def test_a_second_push_copies_nothing_and_a_changed_object_is_copied_again(
+    bs: Host, s3: str
+) -> None:
+    records = json.loads(ok(dupctl(bs, "offsite", "push", "--json")))
+    web1 = [r for r in records if r["host"] == "web1"]
+    assert [(r["copied"], r["skipped"] > 0) for r in web1] == [(0, True)]
+    escrow = bs.call(lambda: client(s3).list_objects_v2(Bucket=BUCKET, Prefix="dupstack/_escrow/"))
+    assert any(o["Key"].endswith("escrow.tar.gpg") for o in escrow["Contents"])
+    [manifest] = [name for name in objects(bs, s3) if name.endswith(".manifest.gpg")]
+    bs.call(lambda: client(s3).put_object(Bucket=BUCKET, Key=PREFIX + manifest, Body=b"x" * 99))
+    done = dupctl(bs, "offsite", "push", "web1")
+    assert done.returncode == 0, done.stderr
+    assert "1 changed offsite and copied again" in done.stdout
+    size = bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{manifest}").stat().st_size
+    assert objects(bs, s3)[manifest]["ContentLength"] == size
+    [entry] = json.loads(ok(dupctl(bs, "offsite", "status", "web1", "--json")))
+    assert (entry["target"], entry["sets_copied"], entry["sets_pending"]) == ("deep", 1, 0)
+    assert entry["objects_by_class"]["DEEP_ARCHIVE"] >= 1 and entry["last_push"]
+
+
+def test_the_copy_lists_without_a_thaw(bs: Host) -> None:
+    listing = ok(dupctl(bs, "list", "web1", "--from", "deep"))
+    assert f"{DATA}/file7.txt" in listing
+
+
+def test_a_restore_needing_archived_volumes_is_refused_at_once_then_thawed(
+    bs: Host, web1: Host, s3: str
+) -> None:
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite")
+    assert done.returncode == 18, done.stderr
+    assert "volumes needed from deep are archived (DEEP_ARCHIVE" in done.stderr
+    assert "--thaw TIER" in done.stderr and "bulk: within 48 hours" in done.stderr
+    assert "expedited" not in done.stderr  # Deep Archive has no expedited tier
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite",
+                  "--thaw", "expedited")  # fmt: skip
+    assert done.returncode == 2 and "not offered for DEEP_ARCHIVE" in done.stderr
+    # a thaw that takes three looks, as a real one takes hours
+    transition = {"model_name": "s3::keyrestore",
+                  "transition": {"progression": "manual", "times": 3}}  # fmt: skip
+    bs.call(lambda: requests.post(f"{s3}/moto-api/state-manager/set-transition",
+                                  json=transition, timeout=10))  # fmt: skip
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite",
+                  "--thaw", "bulk", "--no-wait")  # fmt: skip
+    assert done.returncode == 18, done.stderr
+    assert "thawing, readable by about" in done.stderr
+    ticket = json.loads(bs.path("/mnt/vdb/.dupstack/thaw/web1-deep.json").read_text())
+    assert list(ticket["requested"]) and all(".difftar." in n for n in ticket["requested"])
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite",
+                  "--thaw", "bulk")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "waiting for" in done.stdout
+    assert snapshot(bs, f"/root/offsite{DATA}") == snapshot(web1)
+    heads = objects(bs, s3)
+    thawed = [name for name, head in heads.items() if "Restore" in head]
+    assert sorted(thawed) == sorted(ticket["requested"])  # only what the restore needed
