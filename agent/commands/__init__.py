@@ -23,6 +23,7 @@ from agent.commands import (
     notify_stale,
     notify_test,
     offsite_plan,
+    offsite_prune,
     offsite_push,
     offsite_status,
     passphrase,
@@ -88,7 +89,7 @@ examples:
     actions={"test": notify_test, "stale": notify_stale},
 )
 OFFSITE = Group(
-    help="offsite copies (S3, Glacier, Deep Archive): push, status, plan",
+    help="offsite copies (S3, Glacier, Deep Archive): push, status, plan, prune",
     description="Copies of every host's sealed sets on the inventory's offsite.targets "
     "(docs/offsite.md); restore and list read them with --from TARGET.",
     examples="""\
@@ -98,7 +99,12 @@ examples:
   dupctl offsite plan --files 10000000 --file-size 1KiB --volsize 1024 --storage-class DEEP_ARCHIVE
   dupctl restore web1 --from glacier --path /etc/hosts --to /root/r --thaw bulk
 """,
-    actions={"push": offsite_push, "status": offsite_status, "plan": offsite_plan},
+    actions={
+        "push": offsite_push,
+        "status": offsite_status,
+        "plan": offsite_plan,
+        "prune": offsite_prune,
+    },
 )
 COMMANDS: dict[str, ModuleType | Group] = {
     "init": init,

@@ -110,6 +110,8 @@ class OffsiteTarget:
     storage_policy: str | None = None  # swift
     concurrency: int = 4
     bandwidth_limit: int | None = None  # bytes per second
+    keep_full: int | None = None  # offsite retention (agent/offsite/retention.py)
+    remove_older_than: str | None = None
 
 
 OFFSITE_KEYS = {

@@ -116,6 +116,9 @@ def _push(
     for name, file in files.items():
         size = file.stat().st_size
         remote, entry = there.get(name), recorded.get(name)
+        if entry and entry.get("pruned"):  # removed by the target's own retention
+            result.skipped += 1
+            continue
         if (
             remote
             and entry

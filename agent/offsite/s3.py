@@ -8,9 +8,10 @@ that counts as copied; the next push aborts the killed one's multipart uploads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -35,6 +36,7 @@ class RemoteObject:
     size: int
     etag: str
     storage_class: str
+    modified: datetime
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class S3Store:
                     if "/" not in name:
                         found[name] = RemoteObject(
                             name, item["Size"], item["ETag"].strip('"'),
-                            item.get("StorageClass", "STANDARD"),
+                            item.get("StorageClass", "STANDARD"), item["LastModified"],
                         )  # fmt: skip
         return found
 
@@ -168,6 +170,21 @@ class S3Store:
                     )
                     aborted += 1
         return aborted
+
+    def delete(self, host: str, names: Sequence[str]) -> None:
+        """Delete `names` of the host's folder, in that order (batches of S3's 1000)."""
+        for start in range(0, len(names), 1000):
+            batch = [{"Key": self.key(host, name)} for name in names[start : start + 1000]]
+            with self._errors(f"deleting from {self.key(host, '')}"):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            if errors := answer.get("Errors"):
+                raise OffsiteFailed(
+                    f"offsite {self.target.name}: {len(errors)} object(s) not deleted, e.g. "
+                    f"{errors[0].get('Key')}: {errors[0].get('Code')}",
+                    hint="the next prune tries again",
+                )
 
     def request_thaw(self, host: str, name: str, tier: str, days: int) -> None:
         """Ask for a readable copy of an archived object for `days` (Bulk, Standard...)."""

@@ -66,7 +66,8 @@ def configured(bs: Host, s3: str) -> None:
     file.write_text("aws_access_key_id = test\naws_secret_access_key = test\n")
     file.chmod(0o600)
     target = {"type": "s3", "endpoint_url": s3, "region": "us-east-1", "bucket": BUCKET,
-              "storage_class": "DEEP_ARCHIVE", "credentials_file": CREDENTIALS}  # fmt: skip
+              "storage_class": "DEEP_ARCHIVE", "credentials_file": CREDENTIALS,
+              "keep_full": 1}  # fmt: skip
     inventory = bs.path("/etc/duplicity/dupstack.yaml")
     inventory.write_text(inventory.read_text() + "offsite:\n  targets:\n    deep: "
                          + json.dumps(target) + "\n")  # fmt: skip
@@ -155,3 +156,26 @@ def test_a_restore_needing_archived_volumes_is_refused_at_once_then_thawed(
     heads = objects(bs, s3)
     thawed = [name for name, head in heads.items() if "Restore" in head]
     assert sorted(thawed) == sorted(ticket["requested"])  # only what the restore needed
+
+
+def test_offsite_prune_keeps_young_archived_chains_unless_forced(bs: Host, s3: str) -> None:
+    ok(dupctl(bs, "backup", "web1", "--full"))  # a second chain, pushed after the backup
+    before = set(objects(bs, s3))
+    full = sorted(n for n in before if n.startswith("duplicity-full.") and "manifest" in n)[0]
+    done = dupctl(bs, "offsite", "prune", "--json")
+    assert done.returncode == 0, done.stderr
+    old, newest = json.loads(done.stdout)
+    assert (old["removed"], newest["removed"]) == (False, False)
+    assert "younger than their class's minimum duration" in old["why"]
+    assert old["early_deletion_usd"] > 0 and newest["why"] == "the newest chain"
+    assert set(objects(bs, s3)) == before
+    done = dupctl(bs, "offsite", "prune", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "removed" in done.stdout and "early-deletion charges" in done.stdout
+    after = set(objects(bs, s3))
+    gone = before - after
+    assert full in gone and all(full.split(".")[1] in name for name in gone)
+    assert bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{full}").exists()  # the volume keeps it
+    records = json.loads(ok(dupctl(bs, "offsite", "push", "web1", "--json")))
+    assert [r["copied"] for r in records if r["host"] == "web1"] == [0]  # not copied back
+    assert set(objects(bs, s3)) == after

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from agent.actions.offsite_plan import load_prices
 from agent.cli import main
 from agent.commands import offsite_plan
 from agent.config.load import load_inventory
 from agent.offsite.plan import Objects, Upload, storage_usd_per_month
+from agent.offsite.prices import load_prices
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import DrillRecord, write_drill
