@@ -6,17 +6,22 @@ byte for byte. One fleet: `bs` and web1; the tests run in order."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 import requests
+import yaml
 from moto.server import ThreadedMotoServer
 
-from fleet import Fleet, Host
-from fleet.backup import backup_server, dupctl, ok
+from fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host
+from fleet.backup import backup_server, dupctl, ok, set_host_options
 from tests.agent.backup_fleet import DATA, snapshot, tenant
 
 pytestmark = pytest.mark.root
@@ -179,3 +184,62 @@ def test_offsite_prune_keeps_young_archived_chains_unless_forced(bs: Host, s3: s
     records = json.loads(ok(dupctl(bs, "offsite", "push", "web1", "--json")))
     assert [r["copied"] for r in records if r["host"] == "web1"] == [0]  # not copied back
     assert set(objects(bs, s3)) == after
+
+
+def set_offsite(bs: Host, **changes: Any) -> None:
+    """Change offsite keys (push_after_backup, or the target's with target_ prefix)."""
+    file = bs.path("/etc/duplicity/dupstack.yaml")
+    document = yaml.safe_load(file.read_text())
+    for key, value in changes.items():
+        if key.startswith("target_"):
+            document["offsite"]["targets"]["deep"][key.removeprefix("target_")] = value
+        else:
+            document["offsite"][key] = value
+    file.write_text(yaml.safe_dump(document))
+
+
+def test_a_push_killed_at_any_point_leaves_nothing_half_copied(
+    bs: Host, web1: Host, s3: str
+) -> None:
+    set_offsite(bs, push_after_backup=False, target_bandwidth_limit="1M")
+    set_host_options(bs, "web1", volsize=1)
+    for index in range(6):
+        web1.path(f"{DATA}/big{index}.bin").write_bytes(os.urandom(1 << 20))
+    ok(dupctl(bs, "backup", "web1"))
+    local = bs.path("/mnt/vdb/hosts/dup-web1/backups")
+    ledger = bs.path("/var/lib/dupstack/offsite/deep/web1.json")
+    known = len(json.loads(ledger.read_text())["objects"])
+    push = subprocess.Popen([*DIE_WITH_PARENT, *bs.keeper.nsenter(["dupctl", "offsite", "push",
+                            "web1"])], env=HOST_ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(json.loads(ledger.read_text())["objects"]) < known + 2:
+        assert push.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    push.kill()  # kill -9 mid-push: some volumes copied, some under way
+    push.wait()
+    there = objects(bs, s3)
+    for name, head in there.items():  # whatever is there is whole and exactly the file
+        file = local / name
+        if file.exists():
+            assert head["ContentLength"] == file.stat().st_size
+            assert head["Metadata"]["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    for stem in {
+        p.name.removesuffix(".manifest.gpg") for p in local.glob("*.manifest.gpg")
+    }:  # a set's manifest is there only with all its volumes
+        if f"{stem}.manifest.gpg" in there:
+            volumes = [p.name for p in local.glob(f"{stem}.vol*.difftar.gpg")]
+            assert all(volume in there for volume in volumes), stem
+    # a multipart upload left behind (as a killed multipart PUT would) is aborted
+    bs.call(lambda: client(s3).create_multipart_upload(Bucket=BUCKET, Key=PREFIX + "stale"))
+    set_offsite(bs, target_bandwidth_limit=None)
+    records = json.loads(ok(dupctl(bs, "offsite", "push", "web1", "--json")))
+    [record] = [r for r in records if r["host"] == "web1"]
+    assert record["copied"] > 0 and record["aborted"] == 1
+    uploads = bs.call(lambda: client(s3).list_multipart_uploads(Bucket=BUCKET))
+    assert not uploads.get("Uploads")
+    there = objects(bs, s3)
+    pruned = json.loads(ledger.read_text())["objects"]
+    for file in local.iterdir():
+        if not pruned.get(file.name, {}).get("pruned"):
+            assert there[file.name]["ContentLength"] == file.stat().st_size
