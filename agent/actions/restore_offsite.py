@@ -10,19 +10,22 @@ once, naming them with each tier's time, never in duplicity's retry loop.
 from __future__ import annotations
 
 import shlex
+import shutil
+import tempfile
 import time as clock
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
 
 from agent import execute
 from agent.duplicity.common import Repository, backup_name, relative_path
 from agent.duplicity.list_files import list_files_command, parse_file_list
 from agent.duplicity.restore import restore_command
-from agent.errors import TargetNotEmpty, ThawNeeded, UsageError
+from agent.errors import NotInBackup, TargetNotEmpty, ThawNeeded, UsageError
 from agent.host import HostContext, open_host
+from agent.offsite.prices import load_prices
 from agent.offsite.push import open_store
-from agent.offsite.s3 import S3Store
+from agent.offsite.s3 import Head, S3Store
 from agent.offsite.thaw import Ticket, poll, required_volumes, tiers_for
 from agent.paths import ServerPaths
 from agent.times import check_time
@@ -38,7 +41,7 @@ def list_offsite(
     STANDARD: never a thaw)."""
     time = check_time(time)
     sets, store, repository = _open(paths, name, target_name)
-    argv = list_files_command(repository, time=time)
+    argv = _few_retries(list_files_command(repository, time=time))
     return parse_file_list(sets.run_here(argv, env=store.duplicity_env()))
 
 
@@ -68,16 +71,34 @@ def restore_offsite(
     if execute.run(("sh", "-c", FREE, "sh", to), ok_codes=(0, 1)).exit_code:
         raise TargetNotEmpty(f"{to} exists and is not empty: restore never overwrites",
                              hint="restore into a new or empty folder")  # fmt: skip
+    parent = Path(to).parent
+    if not parent.is_dir():
+        raise UsageError(f"--to {to}: {parent} does not exist")
     what = f"{path or 'everything'} of {name} ({f'as of {time}' if time else 'latest'})"
     dry = ("duplicity", "--dry-run", *restore_command(repository, target, path=path, time=time)[1:])
-    needed = required_volumes(sets.run_here(dry, env=env))
+    needed = required_volumes(sets.run_here(_few_retries(dry), env=env))
     say(f"{what} needs {len(needed)} volume(s) from {target_name}")
     _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
-    argv = restore_command(repository, target, path=path, time=time)
-    say(f"restoring from {target_name}: {shlex.join(argv[:2])} ...")
-    sets.run_here(argv, env=env)
+    # into a hidden sibling first: a restore cut off half-way leaves nothing at --to
+    scratch = Path(tempfile.mkdtemp(dir=parent, prefix=f".{Path(to).name}.restoring-"))
+    try:
+        inside = scratch / "to"
+        where = str(inside / relative_path(path)) if path else str(inside)
+        argv = _few_retries(restore_command(repository, where, path=path, time=time))
+        say(f"restoring from {target_name} ...")
+        sets.run_here(argv, env=env)
+        if Path(to).is_dir():
+            Path(to).rmdir()  # empty, as checked
+        inside.rename(to)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     say(f"restored {what} from {target_name} to {shlex.quote(target)} on this server")
     return target
+
+
+def _few_retries(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """duplicity retries a failing backend 5 x 30 s: twice is enough after our own check."""
+    return (*argv[:2], "--num-retries", "2", *argv[2:])
 
 
 def _open(
@@ -86,6 +107,11 @@ def _open(
     sets = open_host(paths, name, need_backup=False)  # the volume's copy may be gone
     offsite = sets.inventory.target(target_name)
     store = open_store(paths, offsite)
+    if not store.listing(name):  # reaches it (typed errors, short timeouts) before duplicity
+        raise NotInBackup(
+            f"{offsite.name} holds no copy of {name} ({store.duplicity_url(name)})",
+            hint=f"push it with `dupctl offsite push {name} --target {offsite.name}`",
+        )
     repository = Repository(
         url=store.duplicity_url(name),
         name=f"{backup_name(name)}-{offsite.name}",  # its own cache beside the volume's
@@ -117,17 +143,19 @@ def _thaw(
     classes = {volume: heads[volume].storage_class for volume in needed}
     size = sum(heads[volume].size for volume in archived)
     if thaw is None:
-        tiers = {}
+        tiers: dict[str, tuple[str, timedelta]] = {}
         for volume in archived:
             tiers.update(tiers_for(classes[volume]))
-        choices = "; ".join(f"{tier}: {text}" for tier, (text, _) in tiers.items())
+        costs = _costs(archived, classes, heads)
+        choices = "; ".join(f"{tier}: {text}, about ${costs.get(tier, 0):.2f}"
+                            for tier, (text, _) in tiers.items())  # fmt: skip
+        shown = ", ".join(archived[:10]) + (
+            f" and {len(archived) - 10} more" if len(archived) > 10 else ""
+        )
         raise ThawNeeded(
             f"{name}: {len(archived)} of {len(needed)} volumes needed from {target} are archived "
-            f"({', '.join(sorted({classes[v] for v in archived}))}, {size >> 20} MiB): "
-            + ", ".join(archived[:5])
-            + (" ..." if len(archived) > 5 else ""),
-            hint=f"add --thaw TIER to request only those ({choices}); cost: "
-            f"`dupctl offsite plan {name}`",
+            f"({', '.join(sorted({classes[v] for v in archived}))}, {size >> 20} MiB): {shown}",
+            hint=f"add --thaw TIER to request only those ({choices})",
         )
     refused = [v for v in archived if thaw not in tiers_for(classes[v])]
     if refused:
@@ -138,21 +166,50 @@ def _thaw(
     ticket = Ticket.of(paths, name, target)
     moment = datetime.now(UTC)
     for volume in archived:
-        if heads[volume].thaw is None and not ticket.still_valid(volume, days, moment):
+        if heads[volume].thaw is None:  # never asked, or its readable copy expired
             store.request_thaw(name, volume, thaw, days)
             ticket.note(volume, thaw, days, moment)
     say(f"thaw of {len(archived)} volume(s) ({size >> 20} MiB, {thaw}) requested; "
         f"ticket {ticket.file}")  # fmt: skip
+    eta = ticket.eta(archived, classes) or moment
     if not wait:
-        eta = ticket.eta(archived, classes)
         raise ThawNeeded(
-            f"{name}: {len(archived)} volume(s) from {target} are thawing"
-            + (f", readable by about {eta:%Y-%m-%d %H:%M} UTC" if eta else ""),
+            f"{name}: {len(archived)} volume(s) from {target} are thawing, readable by about "
+            f"{eta:%Y-%m-%d %H:%M} UTC",
             hint="run the same command again then (the ticket continues, nothing is asked "
             "twice), or without --no-wait to wait for them",
         )
+    give_up = eta + timedelta(days=1)
 
     def still_archived() -> list[str]:
-        return [volume for volume in archived if not store.head(name, volume).readable]
+        waiting = []
+        for volume in archived:
+            head = store.head(name, volume)
+            if head.thaw is None:  # expired before the others were ready: asked again
+                store.request_thaw(name, volume, thaw, days)
+                ticket.note(volume, thaw, days, datetime.now(UTC))
+            if not head.readable:
+                waiting.append(volume)
+        if waiting and datetime.now(UTC) > give_up:
+            raise ThawNeeded(
+                f"{name}: {len(waiting)} volume(s) from {target} are still not readable a day "
+                f"after their tier's time ({eta:%Y-%m-%d %H:%M} UTC)",
+                hint="rerun later (the ticket continues), or check the bucket's restores",
+            )
+        return waiting
 
     poll(still_archived, say, clock.sleep)
+
+
+def _costs(
+    archived: list[str], classes: dict[str, str], heads: dict[str, Head]
+) -> dict[str, float]:
+    """What thawing `archived` costs per tier: retrieval per GB, and per request."""
+    costs: dict[str, float] = {}
+    for volume in archived:
+        prices = load_prices(classes[volume])
+        for tier in prices.volumes.retrieval:
+            gb = heads[volume].size / prices.bytes_per_gb
+            cost = gb * tier.usd_per_gb + tier.requests_usd_per_1000 / 1000
+            costs[tier.name] = costs.get(tier.name, 0.0) + cost
+    return costs

@@ -31,8 +31,16 @@ def read_credentials(paths: ServerPaths, target: OffsiteTarget) -> Mapping[str, 
     text = read_secret_text(file, key, "it holds credentials", MAX_FILE, f"{example} into {file}")
     found: dict[str, str] = {}
     allowed = {name for names in KEYS[target.type] for name in names} | set(OPTIONAL[target.type])
+    sections = 0
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
+        sections += line.startswith("[")
+        if sections > 1:
+            raise ConfigError(
+                f"{file} ({key}) line {number}: a second [section]: one target, one set of "
+                "credentials per file",
+                hint=f"keep one set in {file}",
+            )
         if not line or line.startswith(("#", ";", "[")):  # comments, an INI section header
             continue
         name, equals, value = line.partition("=")

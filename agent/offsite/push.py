@@ -92,10 +92,19 @@ def ledger_file(paths: ServerPaths, target: str, host: str) -> Path:
 
 def read_ledger(paths: ServerPaths, target: str, host: str) -> dict[str, Any]:
     """What was pushed and checked: {"last_push": stamp, "objects": {name: {...}}}."""
+    file = ledger_file(paths, target, host)
     try:
-        return json.loads(ledger_file(paths, target, host).read_text())
+        ledger = json.loads(file.read_text())
     except FileNotFoundError:
         return {"last_push": None, "objects": {}}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise OffsiteFailed(
+            f"the push ledger {file} is damaged",
+            hint=f"remove {file}: the next push checks every object there again",
+        ) from None
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("objects"), dict):
+        raise OffsiteFailed(f"the push ledger {file} is damaged", hint=f"remove {file}")
+    return ledger
 
 
 def _push(
@@ -119,20 +128,17 @@ def _push(
         if entry and entry.get("pruned"):  # removed by the target's own retention
             result.skipped += 1
             continue
-        if (
-            remote
-            and entry
-            and (remote.size, remote.etag)
-            == (size, entry["etag"])
-            == (entry["size"], entry["etag"])
-        ):
+        mtime = file.stat().st_mtime_ns
+        if remote and entry and (remote.size, remote.etag, mtime) == (
+            entry["size"], entry["etag"], entry.get("mtime_ns")
+        ) and size == entry["size"]:  # fmt: skip
             result.skipped += 1
             continue
-        if remote and remote.size == size:  # there, not (or differently) recorded: check it
+        if remote and not entry and remote.size == size:  # there, never recorded: check it
             head = store.head(host, name)
             digest = _sha256(file)
-            if head.sha256 == digest:
-                recorded[name] = _entry(size, digest, remote.etag, remote.storage_class)
+            if head.sha256 == digest and head.checksum in (None, digest):
+                recorded[name] = _entry(size, digest, remote.etag, remote.storage_class, mtime)
                 result.skipped += 1
                 continue
         if remote:
@@ -151,14 +157,18 @@ def _push(
         )  # fmt: skip
         head = store.head(host, name)
         size = file.stat().st_size
-        if (head.size, head.sha256) != (size, digest) or head.storage_class != wanted:
+        if (
+            (head.size, head.sha256) != (size, digest)
+            or head.checksum not in (None, digest)
+            or head.storage_class != wanted
+        ):
             raise OffsiteFailed(
                 f"offsite {target.name}: {store.key(host, name)} does not read back as sent "
                 f"({head.size} of {size} bytes, class {head.storage_class})",
                 hint="the next push uploads it again; if it persists, check the service",
             )
         with lock:
-            recorded[name] = _entry(size, digest, head.etag, wanted)
+            recorded[name] = _entry(size, digest, head.etag, wanted, file.stat().st_mtime_ns)
             _save(paths, target.name, host, ledger)
             result.copied += 1
             result.bytes += size
@@ -171,9 +181,13 @@ def _push(
     if todo:
         say(f"{host} -> {target.name}: {len(todo)} objects to copy, {result.skipped} there")
     with ThreadPoolExecutor(max_workers=target.concurrency) as pool:
-        for wave in (first, last):
-            for done in [pool.submit(copy, name) for name in wave]:
-                done.result()
+        try:
+            for wave in (first, last):
+                for done in [pool.submit(copy, name) for name in wave]:
+                    done.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the rest waits for the next push
+            raise
     ledger["last_push"] = stamp(datetime.now(UTC))
     _save(paths, target.name, host, ledger)
 
@@ -183,8 +197,9 @@ def _part_size(host: HostConfig) -> int:
     return min(MAX_SINGLE_PUT, (host.volsize + 16) << 20)
 
 
-def _entry(size: int, digest: str, etag: str, storage_class: str) -> dict[str, Any]:
-    return {"size": size, "sha256": digest, "etag": etag, "storage_class": storage_class}
+def _entry(size: int, digest: str, etag: str, storage_class: str, mtime_ns: int) -> dict[str, Any]:
+    return {"size": size, "sha256": digest, "etag": etag, "storage_class": storage_class,
+            "mtime_ns": mtime_ns}  # fmt: skip
 
 
 def _save(paths: ServerPaths, target: str, host: str, ledger: Mapping[str, Any]) -> None:

@@ -8,6 +8,8 @@ that counts as copied; the next push aborts the killed one's multipart uploads.
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import boto3
+import boto3.exceptions
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -23,6 +26,9 @@ from agent.config.load import OffsiteTarget
 from agent.errors import OffsiteFailed
 
 ARCHIVED = ("GLACIER", "DEEP_ARCHIVE")  # not readable until restored (thawed)
+# At DEBUG (dupctl --debug) botocore logs request headers and bodies, credentials included.
+for _name in ("boto3", "botocore", "s3transfer", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 TIMEOUTS = Config(
     connect_timeout=10, read_timeout=120, retries={"max_attempts": 4, "mode": "standard"}
 )
@@ -45,9 +51,10 @@ class Head:
 
     size: int
     etag: str
-    sha256: str | None
+    sha256: str | None  # what our metadata says
+    checksum: str | None  # the service's own SHA-256 of a single-part object (hex), if any
     storage_class: str
-    thaw: str | None  # None: never asked; "ongoing"; "done" (readable until expiry)
+    thaw: str | None  # None: never asked (or expired); "ongoing"; "done" (readable until expiry)
 
     @property
     def readable(self) -> bool:
@@ -110,7 +117,11 @@ class S3Store:
 
     def head(self, host: str, name: str) -> Head:
         with self._errors(f"reading {self.key(host, name)}"):
-            answer = self.client.head_object(Bucket=self.bucket, Key=self.key(host, name))
+            answer = self.client.head_object(
+                Bucket=self.bucket, Key=self.key(host, name), ChecksumMode="ENABLED"
+            )
+        checksum = answer.get("ChecksumSHA256")
+        whole = checksum and "-" not in checksum  # a multipart one is a checksum of parts
         restore = answer.get("Restore")
         thaw = (
             None
@@ -123,6 +134,7 @@ class S3Store:
             size=answer["ContentLength"],
             etag=answer["ETag"].strip('"'),
             sha256=answer.get("Metadata", {}).get("sha256"),
+            checksum=base64.b64decode(checksum).hex() if whole and checksum else None,
             storage_class=answer.get("StorageClass", "STANDARD"),
             thaw=thaw,
         )
@@ -140,7 +152,11 @@ class S3Store:
     ) -> None:
         """PUT `file` as `name` in `storage_class`, its sha256 in the metadata: one PUT up to
         `part_size`, multipart above (parts of that size)."""
-        extra: dict[str, object] = {"StorageClass": storage_class, "Metadata": {"sha256": sha256}}
+        extra: dict[str, object] = {
+            "StorageClass": storage_class,
+            "Metadata": {"sha256": sha256},
+            "ChecksumAlgorithm": "SHA256",  # the service checks what it received
+        }
         if self.target.server_side_encryption:
             extra["ServerSideEncryption"] = self.target.server_side_encryption
         transfer = TransferConfig(
@@ -216,8 +232,19 @@ class S3Store:
                 hint=f"check bucket {self.bucket} and the rights of the credentials in "
                 f"{self.target.credentials_file}",
             ) from None
-        except (botocore.exceptions.BotoCoreError, OSError) as error:
+        except boto3.exceptions.S3UploadFailedError as error:  # a refused PUT, as boto3 says it
+            raise OffsiteFailed(
+                f"offsite {self.target.name}: {doing} failed: {error}",
+                hint=f"check bucket {self.bucket} and the rights of the credentials in "
+                f"{self.target.credentials_file}",
+            ) from None
+        except (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error) as error:
             raise OffsiteFailed(
                 f"offsite {self.target.name}: {doing} failed: {type(error).__name__}: {error}",
                 hint=f"check that this server reaches {self.target.endpoint_url or 'S3'}",
+            ) from None
+        except OSError as error:  # a local file (pruned meanwhile, unreadable)
+            raise OffsiteFailed(
+                f"offsite {self.target.name}: {doing} failed: {error.strerror}: {error.filename}",
+                hint="the next push tries again",
             ) from None

@@ -64,14 +64,6 @@ class Ticket:
             requested = {}
         return cls(file, requested)
 
-    def still_valid(self, name: str, days: int, now: datetime) -> bool:
-        """Asked before and the readable copy cannot have expired yet."""
-        entry = self.requested.get(name)
-        if entry is None:
-            return False
-        asked = datetime.fromisoformat(entry["requested"].replace("Z", "+00:00"))
-        return now - asked < timedelta(days=int(entry.get("days", days)))
-
     def note(self, name: str, tier: str, days: int, now: datetime) -> None:
         self.requested[name] = {"tier": tier, "days": str(days), "requested": stamp(now)}
         self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -115,12 +115,18 @@ def test_a_second_push_copies_nothing_and_a_changed_object_is_copied_again(
     escrow = bs.call(lambda: client(s3).list_objects_v2(Bucket=BUCKET, Prefix="dupstack/_escrow/"))
     assert any(o["Key"].endswith("escrow.tar.gpg") for o in escrow["Contents"])
     [manifest] = [name for name in objects(bs, s3) if name.endswith(".manifest.gpg")]
-    bs.call(lambda: client(s3).put_object(Bucket=BUCKET, Key=PREFIX + manifest, Body=b"x" * 99))
+    sha = objects(bs, s3)[manifest]["Metadata"]["sha256"]  # kept: only the content changes
+    size = objects(bs, s3)[manifest]["ContentLength"]
+    bs.call(lambda: client(s3).put_object(Bucket=BUCKET, Key=PREFIX + manifest,
+                                          Body=b"x" * size, Metadata={"sha256": sha}))  # fmt: skip
     done = dupctl(bs, "offsite", "push", "web1")
     assert done.returncode == 0, done.stderr
     assert "1 changed offsite and copied again" in done.stdout
-    size = bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{manifest}").stat().st_size
-    assert objects(bs, s3)[manifest]["ContentLength"] == size
+    local = bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{manifest}").read_bytes()
+    body = bs.call(
+        lambda: client(s3).get_object(Bucket=BUCKET, Key=PREFIX + manifest)["Body"].read()
+    )
+    assert body == local
     [entry] = json.loads(ok(dupctl(bs, "offsite", "status", "web1", "--json")))
     assert (entry["target"], entry["sets_copied"], entry["sets_pending"]) == ("deep", 1, 0)
     assert entry["objects_by_class"]["DEEP_ARCHIVE"] >= 1 and entry["last_push"]
@@ -243,3 +249,20 @@ def test_a_push_killed_at_any_point_leaves_nothing_half_copied(
     for file in local.iterdir():
         if not pruned.get(file.name, {}).get("pruned"):
             assert there[file.name]["ContentLength"] == file.stat().st_size
+
+
+def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(bs: Host) -> None:
+    file = bs.path(CREDENTIALS)
+    good = file.read_text()
+    file.write_text("aws_access_key_id = test\n")  # the secret key missing
+    done = dupctl(bs, "offsite", "push", "web1")
+    assert done.returncode == 17, done.stderr  # each copy failed, typed, no traceback
+    assert "lacks aws_access_key_id and aws_secret_access_key" in done.stderr
+    file.write_text(good)
+    set_offsite(bs, target_bucket="no-such-bucket")
+    done = dupctl(bs, "offsite", "push", "web1")
+    assert done.returncode == 17 and "NoSuchBucket" in done.stderr, done.stderr
+    assert "test" not in done.stderr.replace("dupstack", "")  # no credential shown
+    done = dupctl(bs, "list", "web1", "--from", "deep")
+    assert done.returncode == 17 and "NoSuchBucket" in done.stderr, done.stderr
+    set_offsite(bs, target_bucket=BUCKET)
