@@ -3,7 +3,8 @@ run, last success and last drill, its sets on the volume and its quarantine.
 
 Everything comes from this server's own files (run records, file names and owners on the
 volume): nothing is decrypted and no host is contacted, so it is cheap enough to rewrite after
-every run and drill, and right while hosts are down. Offsite metrics join here.
+every run and drill, and right while hosts are down. Offsite: per host and target, the last
+push and the files not yet copied (the lag).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agent import quota
 from agent.config.load import HostConfig, Inventory
 from agent.errors import DupstackError
 from agent.files import write_atomic
+from agent.offsite.ledger import read_ledger
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import read_drill, read_last_success, read_status
@@ -63,11 +65,37 @@ def render(paths: ServerPaths, inventory: Inventory) -> str:
     for name, host in sorted(inventory.hosts.items()):
         for metric, value in host_values(paths, host).items():
             gauges[metric].labels(host=name).set(value)
+    _offsite(paths, inventory, registry)
     generated = "When these values were read (Unix time): how fresh they are."
     Gauge(f"{PREFIX}metrics_generated_timestamp_seconds", generated, registry=registry).set(
         time.time()
     )
     return generate_latest(registry).decode()
+
+
+def _offsite(paths: ServerPaths, inventory: Inventory, registry: CollectorRegistry) -> None:
+    """Per host and target: the last checked push and the sealed files not yet offsite
+    (the push ledgers, agent/offsite/ledger.py); a damaged ledger shows no series."""
+    if not inventory.offsite:
+        return
+    labels = ["host", "target"]
+    last = Gauge(f"{PREFIX}offsite_last_push_timestamp_seconds",
+                 "When the host's last push to the target ended (Unix time).", labels,
+                 registry=registry)  # fmt: skip
+    pending = Gauge(f"{PREFIX}offsite_files_pending",
+                    "Sealed files of the host not on the target yet (the offsite lag).", labels,
+                    registry=registry)  # fmt: skip
+    for target in sorted(inventory.offsite):
+        for name, host in sorted(inventory.hosts.items()):
+            try:
+                ledger = read_ledger(paths, target, name)
+            except DupstackError:
+                continue
+            if ledger["last_push"]:
+                last.labels(host=name, target=target).set(_seconds(ledger["last_push"]))
+            copied = ledger["objects"]
+            missing = [file for file in sealed(paths, host) if file not in copied]
+            pending.labels(host=name, target=target).set(len(missing))
 
 
 def host_values(paths: ServerPaths, host: HostConfig) -> dict[str, float]:

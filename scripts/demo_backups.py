@@ -1,5 +1,6 @@
 """Demo: the backup server backs up two tenant hosts and restores an earlier version, a
-database dump, drills a restore, tells of a failure by mail and lets cron run a backup.
+database dump, drills a restore, tells of a failure by mail, copies offsite and restores a
+file from there through a thaw, and lets cron run a backup.
 
 Each host is a network namespace with its own mount namespace and a real sshd (the test
 fleet, fleet/); the backup server has a loop device as its volume. Real
@@ -16,6 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+import yaml  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 from fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host  # noqa: E402
 from fleet.backup import backup_server, set_host_options, tenant, write_tree  # noqa: E402
@@ -99,6 +104,42 @@ def notifications(bs: Host, web1: Host) -> None:
         set_host_options(bs, "web1", hooks={})
 
 
+def offsite(bs: Host, web1: Host) -> None:
+    banner("offsite: copies on S3 Deep Archive (here moto's S3 server inside bs)")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    bs.call(server.start)
+    try:
+        endpoint = f"http://127.0.0.1:{server._server.server_port}"
+        api = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="demo", aws_secret_access_key="demo")  # noqa: S106  # fmt: skip
+        bs.call(lambda: api.create_bucket(Bucket="acme-dr"))
+        secret_file(bs, "/etc/dupstack/offsite/deep.ini",
+                    "aws_access_key_id = demo\naws_secret_access_key = demo\n")  # fmt: skip
+        target = {"type": "s3", "endpoint_url": endpoint, "region": "us-east-1",
+                  "bucket": "acme-dr", "storage_class": "DEEP_ARCHIVE",
+                  "credentials_file": "/etc/dupstack/offsite/deep.ini"}  # fmt: skip
+        inventory = bs.path("/etc/duplicity/dupstack.yaml")
+        document = yaml.safe_load(inventory.read_text())
+        document["offsite"] = {"targets": {"deep": target}}
+        inventory.write_text(yaml.safe_dump(document))
+        print(
+            "bs# (inventory) offsite: {targets: {deep: {type: s3, bucket: acme-dr, "
+            "storage_class: DEEP_ARCHIVE, credentials_file: /etc/dupstack/offsite/deep.ini}}}}"
+        )
+        show(bs, "dupctl", "offsite", "push")
+        show(bs, "dupctl", "offsite", "status")
+        show(bs, "dupctl", "offsite", "plan", "--files", "10000000", "--file-size", "1KiB",
+             "--volsize", "1024", "--storage-class", "DEEP_ARCHIVE")  # fmt: skip
+        banner("restore a file from the offsite copy: only the volumes it needs are thawed")
+        show(bs, "dupctl", "restore", "web1", "--from", "deep", "--path",
+             "/opt/app/config.txt", "--to", "/root/from-offsite", expect=18)  # fmt: skip
+        show(bs, "dupctl", "restore", "web1", "--from", "deep", "--path",
+             "/opt/app/config.txt", "--to", "/root/from-offsite", "--thaw", "bulk")  # fmt: skip
+        show(bs, "cat", "/root/from-offsite/opt/app/config.txt")
+    finally:
+        bs.call(server.stop)
+
+
 def scheduled_run(bs: Host) -> None:
     banner("cron itself runs a scheduled backup (web1 every minute here; daily by default)")
     set_host_options(bs, "web1", schedule={"backup": "* * * * *", "catch_up": False})
@@ -168,6 +209,7 @@ def main() -> int:
         show(bs, "dupctl", "drill", "web1", "--sample-percent", "50")
 
         notifications(bs, web1)
+        offsite(bs, web1)
         scheduled_run(bs)
 
         banner("metrics for Prometheus' textfile collector (rewritten after every run)")

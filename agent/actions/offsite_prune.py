@@ -7,18 +7,17 @@ with what removing it now would cost, unless --force (agent/offsite/retention.py
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.config.load import load_inventory
 from agent.errors import DupstackError, OffsiteFailed, UsageError
-from agent.files import write_atomic
 from agent.locks import host_lock
 from agent.offsite import retention
+from agent.offsite.ledger import read_ledger, save_ledger
 from agent.offsite.prices import load_prices
-from agent.offsite.push import ledger_file, open_store, read_ledger
+from agent.offsite.push import open_store
 from agent.paths import ServerPaths
 from agent.runlog import stamp
 from agent.times import interval
@@ -105,4 +104,4 @@ def _forget(paths: ServerPaths, target: str, host: str, names: Sequence[str]) ->
     when = stamp(datetime.now(UTC))
     for name in names:
         ledger["objects"][name] = {**ledger["objects"].get(name, {}), "pruned": when}
-    write_atomic(ledger_file(paths, target, host), json.dumps(ledger, indent=1, sort_keys=True))
+    save_ledger(paths, target, host, ledger)

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from agent.config.load import load_inventory
-from agent.offsite.push import read_ledger
+from agent.offsite.ledger import read_ledger
 from agent.offsite.thaw import Ticket
 from agent.paths import ServerPaths
 from agent.screening import set_of

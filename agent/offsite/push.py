@@ -13,7 +13,6 @@ ETag is not the one recorded, or its sha256 differs) is uploaded again and named
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,8 @@ from typing import Any
 
 from agent.config.load import HostConfig, OffsiteTarget
 from agent.errors import OffsiteFailed, UsageError
-from agent.files import write_atomic
 from agent.offsite.credentials import read_credentials
+from agent.offsite.ledger import read_ledger, save_ledger
 from agent.offsite.s3 import S3Store
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
@@ -84,27 +83,6 @@ def push_escrow(paths: ServerPaths, target: OffsiteTarget, say: Say) -> PushResu
     files |= {f.name: f for f in [paths.volume_state_dir / "README.txt"] if f.is_file()}
     _push(store, paths, target, ESCROW_HOST, files, 64 << 20, result, say)
     return result
-
-
-def ledger_file(paths: ServerPaths, target: str, host: str) -> Path:
-    return paths.state_dir / "offsite" / target / f"{host}.json"
-
-
-def read_ledger(paths: ServerPaths, target: str, host: str) -> dict[str, Any]:
-    """What was pushed and checked: {"last_push": stamp, "objects": {name: {...}}}."""
-    file = ledger_file(paths, target, host)
-    try:
-        ledger = json.loads(file.read_text())
-    except FileNotFoundError:
-        return {"last_push": None, "objects": {}}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise OffsiteFailed(
-            f"the push ledger {file} is damaged",
-            hint=f"remove {file}: the next push checks every object there again",
-        ) from None
-    if not isinstance(ledger, dict) or not isinstance(ledger.get("objects"), dict):
-        raise OffsiteFailed(f"the push ledger {file} is damaged", hint=f"remove {file}")
-    return ledger
 
 
 def _push(
@@ -169,7 +147,7 @@ def _push(
             )
         with lock:
             recorded[name] = _entry(size, digest, head.etag, wanted, file.stat().st_mtime_ns)
-            _save(paths, target.name, host, ledger)
+            save_ledger(paths, target.name, host, ledger)
             result.copied += 1
             result.bytes += size
             if result.copied % 10 == 0 or result.copied == len(todo):
@@ -189,7 +167,7 @@ def _push(
             pool.shutdown(cancel_futures=True)  # the rest waits for the next push
             raise
     ledger["last_push"] = stamp(datetime.now(UTC))
-    _save(paths, target.name, host, ledger)
+    save_ledger(paths, target.name, host, ledger)
 
 
 def _part_size(host: HostConfig) -> int:
@@ -200,12 +178,6 @@ def _part_size(host: HostConfig) -> int:
 def _entry(size: int, digest: str, etag: str, storage_class: str, mtime_ns: int) -> dict[str, Any]:
     return {"size": size, "sha256": digest, "etag": etag, "storage_class": storage_class,
             "mtime_ns": mtime_ns}  # fmt: skip
-
-
-def _save(paths: ServerPaths, target: str, host: str, ledger: Mapping[str, Any]) -> None:
-    file = ledger_file(paths, target, host)
-    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(file, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
 
 
 def _add(sent: list[int], lock: threading.Lock, count: int) -> None:

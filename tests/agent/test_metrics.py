@@ -9,6 +9,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from agent import cli, quota
 from agent.config.load import load_inventory
 from agent.errors import DupstackError
 from agent.metrics import HOST_METRICS, chain_lengths, refresh, render
+from agent.offsite.ledger import ledger_file, save_ledger
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import DrillRecord, RunRecord, write_drill, write_status
@@ -257,3 +259,32 @@ def test_dupctl_metrics_print_writes_stdout_only(
     assert dupctl("metrics", "--print") == 0
     assert samples(capsys.readouterr().out)[("dupstack_hosts", None)] == 2
     assert not (tmp_path / TEXTFILE).exists()
+
+
+def test_the_offsite_lag_per_host_and_target(paths: ServerPaths) -> None:
+    paths.config_file.write_text(
+        INVENTORY + "offsite:\n  targets:\n    deep: {type: s3, bucket: dr-copies, "
+        "credentials_file: /etc/dupstack/deep.ini}\n"
+    )
+    names = [f"duplicity-full.{T[0]}.manifest.gpg", f"duplicity-full.{T[0]}.vol1.difftar.gpg",
+             f"duplicity-full-signatures.{T[0]}.sigtar.gpg"]  # fmt: skip
+    backup_files(paths, "web1", names)
+    entry = {"size": 8192, "sha256": "0" * 64, "etag": "e", "storage_class": "STANDARD"}
+    save_ledger(paths, "deep", "web1", {"last_push": "2026-11-10T04:00:00Z",
+                                         "objects": {names[1]: entry}})  # fmt: skip
+    text = render(paths, load_inventory(paths))
+    found = {
+        (sample.name, sample.labels.get("host"), sample.labels.get("target")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("dupstack_offsite_")
+    }
+    pushed = datetime(2026, 11, 10, 4, tzinfo=UTC).timestamp()
+    assert found == {
+        ("dupstack_offsite_last_push_timestamp_seconds", "web1", "deep"): pushed,
+        ("dupstack_offsite_files_pending", "web1", "deep"): 2,  # the manifest and signatures
+        ("dupstack_offsite_files_pending", "db1", "deep"): 0,  # never pushed, nothing to push
+    }
+    ledger_file(paths, "deep", "web1").write_text("{damaged")
+    damaged = render(paths, load_inventory(paths))
+    assert 'dupstack_offsite_files_pending{host="web1"' not in damaged
