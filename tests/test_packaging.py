@@ -173,7 +173,9 @@ def test_the_lock_is_complete_for_this_interpreter() -> None:
         if wheel.name.startswith("duplicity-"):
             continue  # installed without its declared (cloud SDK) dependencies, by design
         with zipfile.ZipFile(wheel) as archive:
-            [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            # the wheel's own, at the top (setuptools vendors others' below)
+            [metadata] = [n for n in archive.namelist()
+                          if n.endswith(".dist-info/METADATA") and n.count("/") == 1]  # fmt: skip
             text = archive.read(metadata).decode()
         for line in text.splitlines():
             if not line.startswith("Requires-Dist:"):
