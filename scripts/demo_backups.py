@@ -9,6 +9,7 @@ duplicity, real gpg, real SFTP; everything is removed at the end.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def notifications(bs: Host, web1: Host) -> None:
 
 def offsite(bs: Host, web1: Host) -> None:
     banner("offsite: copies on S3 Deep Archive (here moto's S3 server inside bs)")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     bs.call(server.start)
     try:

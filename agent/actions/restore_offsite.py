@@ -75,8 +75,12 @@ def restore_offsite(
     if not parent.is_dir():
         raise UsageError(f"--to {to}: {parent} does not exist")
     what = f"{path or 'everything'} of {name} ({f'as of {time}' if time else 'latest'})"
-    dry = ("duplicity", "--dry-run", *restore_command(repository, target, path=path, time=time)[1:])
-    needed = required_volumes(sets.run_here(_few_retries(dry), env=env))
+    # duplicity's dry run makes the target's folders: into a scratch one, never at --to
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(to).name}.planning-") as plan:
+        where = str(Path(plan) / relative_path(path)) if path else str(Path(plan) / "all")
+        dry = ("duplicity", "--dry-run",
+               *restore_command(repository, where, path=path, time=time)[1:])  # fmt: skip
+        needed = required_volumes(sets.run_here(_few_retries(dry), env=env))
     say(f"{what} needs {len(needed)} volume(s) from {target_name}")
     _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
     # into a hidden sibling first: a restore cut off half-way leaves nothing at --to

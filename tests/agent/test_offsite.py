@@ -140,6 +140,11 @@ def test_the_copy_lists_without_a_thaw(bs: Host) -> None:
 def test_a_restore_needing_archived_volumes_is_refused_at_once_then_thawed(
     bs: Host, web1: Host, s3: str
 ) -> None:
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--path", f"{DATA}/file3.txt",
+                  "--to", "/root/offsite")  # fmt: skip
+    assert done.returncode == 18, done.stderr
+    assert not bs.path("/root/offsite").exists()  # a refused restore leaves nothing behind
+    assert not list(bs.path("/root").glob(".offsite.*"))
     done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite")
     assert done.returncode == 18, done.stderr
     assert "volumes needed from deep are archived (DEEP_ARCHIVE" in done.stderr
