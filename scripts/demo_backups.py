@@ -126,7 +126,7 @@ def offsite(bs: Host, web1: Host) -> None:
         inventory.write_text(yaml.safe_dump(document))
         print(
             "bs# (inventory) offsite: {targets: {deep: {type: s3, bucket: acme-dr, "
-            "storage_class: DEEP_ARCHIVE, credentials_file: /etc/dupstack/offsite/deep.ini}}}}"
+            "storage_class: DEEP_ARCHIVE, credentials_file: /etc/dupstack/offsite/deep.ini}}}"
         )
         show(bs, "dupctl", "offsite", "push")
         show(bs, "dupctl", "offsite", "status")
