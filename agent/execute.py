@@ -40,6 +40,12 @@ class Result:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    def said(self, lines: int = 1) -> str:
+        """Its last `lines` non-blank lines of stderr, joined by " / " ("" if none): what a
+        failed command said, in one line of an error."""
+        found = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        return " / ".join(found[-lines:])
+
 
 class Runner(Protocol):
     """Runs argv here (Local) or on a tenant host (remote.Session), alike."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -116,3 +117,12 @@ def read_secret_text(path: Path, key: str, holds: str, limit: int, example: str)
         return data.decode()
     except UnicodeDecodeError as error:
         raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -73,9 +73,7 @@ def backup_hosts(
     if options.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {options.jobs}")
     inventory = load_inventory(paths)
-    hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
-        inventory.hosts[name] for name in sorted(inventory.hosts)
-    ]
+    hosts = inventory.chosen_hosts(names)
     if options.missed:
         hosts = [host for host in hosts if _missed(paths, host)]
     if not hosts:

@@ -12,7 +12,6 @@ drill at all (the host busy, no backup) fails the drill, each named. The result 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import re
@@ -32,6 +31,7 @@ from agent.duplicity.list_files import Entry, list_files_command, parse_file_log
 from agent.duplicity.restore import restore_command
 from agent.errors import DupstackError
 from agent.execute import ANY_EXIT
+from agent.files import sha256_of
 from agent.host import HostContext, open_host
 from agent.locks import host_lock
 from agent.paths import ServerPaths
@@ -223,18 +223,10 @@ def _compare(
         compared += 1  # unchanged since the set: what comes back must be the host's file
         if here.stat().st_size != int(size):
             failures.append(f"{shown}: restored {here.stat().st_size} bytes, the host has {size}")
-        elif _sha256(here) != digest:
+        elif sha256_of(here) != digest:
             failures.append(f"{shown}: restored content differs from the host's unchanged file")
     found.update(compared=compared, changed=changed)
     return failures
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _count_on_host(sets: HostContext, tenant: remote.Session, log: IO[str]) -> int | None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.config.load import load_inventory
-from agent.errors import DupstackError, OffsiteFailed, UsageError
+from agent.errors import DupstackError, OffsiteFailed
 from agent.locks import host_lock
 from agent.offsite import retention
 from agent.offsite.ledger import read_ledger, save_ledger
@@ -36,15 +36,8 @@ def offsite_prune(
 ) -> list[dict[str, Any]]:
     """One record per host, target and chain: removed (or, dry, would be), or kept and why."""
     inventory = load_inventory(paths)
-    if not inventory.offsite:
-        raise UsageError(f"{inventory.file} has no offsite targets",
-                         hint="add offsite.targets (docs/offsite.md)")  # fmt: skip
-    targets = [inventory.target(n) for n in dict.fromkeys(target_names)] or [
-        inventory.offsite[n] for n in sorted(inventory.offsite)
-    ]
-    hosts = [inventory.host(n) for n in dict.fromkeys(names)] or [
-        inventory.hosts[n] for n in sorted(inventory.hosts)
-    ]
+    targets = inventory.chosen_targets(target_names)
+    hosts = inventory.chosen_hosts(names)
     prices = {name: load_prices(name) for name in CLASSES}
     now = datetime.now(UTC)
     records: list[dict[str, Any]] = []

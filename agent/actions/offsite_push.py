@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from agent.config.load import load_inventory
-from agent.errors import DupstackError, OffsiteFailed, UsageError
+from agent.errors import DupstackError, OffsiteFailed
 from agent.locks import host_lock
 from agent.offsite.push import push_escrow, push_host
 from agent.paths import ServerPaths
@@ -26,17 +26,8 @@ def offsite_push(
     """Push `names` (every host when empty) to `target_names` (every target when empty);
     one record per host and target (`error` set where it failed)."""
     inventory = load_inventory(paths)
-    if not inventory.offsite:
-        raise UsageError(
-            f"{inventory.file} has no offsite targets",
-            hint="add offsite.targets (docs/offsite.md), then rerun",
-        )
-    targets = [inventory.target(name) for name in dict.fromkeys(target_names)] or [
-        inventory.offsite[name] for name in sorted(inventory.offsite)
-    ]
-    hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
-        inventory.hosts[name] for name in sorted(inventory.hosts)
-    ]
+    targets = inventory.chosen_targets(target_names)
+    hosts = inventory.chosen_hosts(names)
     records: list[dict[str, Any]] = []
     for target in targets:
         try:

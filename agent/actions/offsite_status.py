@@ -17,9 +17,7 @@ from agent.sealing import sealed
 def offsite_status(paths: ServerPaths, names: list[str]) -> list[dict[str, Any]]:
     """One entry per host and target (every host when `names` is empty)."""
     inventory = load_inventory(paths)
-    hosts = [inventory.host(name) for name in dict.fromkeys(names)] or [
-        inventory.hosts[name] for name in sorted(inventory.hosts)
-    ]
+    hosts = inventory.chosen_hosts(names)
     entries = []
     for target in (inventory.offsite[name] for name in sorted(inventory.offsite)):
         for host in hosts:

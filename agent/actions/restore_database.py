@@ -139,7 +139,8 @@ def _load(
     say(f"loading into the new database {target} on {name}")
     try:
         done = host.run(dumps.load_command(entry, dump, target), ok_codes=ANY_EXIT)
-        failure = f"loading into {target} failed: {_said(done.stderr)}" if done.exit_code else ""
+        said = done.said(2) or "no error output"
+        failure = f"loading into {target} failed: {said}" if done.exit_code else ""
     except BaseException as cut:  # interrupted or cut off: the half-loaded database goes too
         failure = f"loading into {target} was cut off ({type(cut).__name__})"
         _drop(host, entry, target, name, failure)
@@ -170,12 +171,8 @@ def _client(
     done = host.run(argv, input=sql, ok_codes=ANY_EXIT)
     if done.exit_code:
         raise RemoteCommandFailed(
-            f"{host.host.name}: {entry.label}: {doing} failed: {_said(done.stderr)}",
+            f"{host.host.name}: {entry.label}: {doing} failed: "
+            + (done.said(2) or "no error output"),
             hint=f"check the database server of {entry.label} and its credentials there",
         )
     return done.stdout
-
-
-def _said(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return " / ".join(lines[-2:]) or "no error output"

@@ -41,7 +41,7 @@ def list_offsite(
     STANDARD: never a thaw)."""
     time = check_time(time)
     sets, store, repository = _open(paths, name, target_name)
-    argv = _few_retries(list_files_command(repository, time=time))
+    argv = list_files_command(repository, time=time)
     return parse_file_list(sets.run_here(argv, env=store.duplicity_env()))
 
 
@@ -80,7 +80,7 @@ def restore_offsite(
         where = str(Path(plan) / relative_path(path)) if path else str(Path(plan) / "all")
         dry = ("duplicity", "--dry-run",
                *restore_command(repository, where, path=path, time=time)[1:])  # fmt: skip
-        needed = required_volumes(sets.run_here(_few_retries(dry), env=env))
+        needed = required_volumes(sets.run_here(dry, env=env))
     say(f"{what} needs {len(needed)} volume(s) from {target_name}")
     _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
     # into a hidden sibling first: a restore cut off half-way leaves nothing at --to
@@ -88,7 +88,7 @@ def restore_offsite(
     try:
         inside = scratch / "to"
         where = str(inside / relative_path(path)) if path else str(inside)
-        argv = _few_retries(restore_command(repository, where, path=path, time=time))
+        argv = restore_command(repository, where, path=path, time=time)
         say(f"restoring from {target_name} ...")
         sets.run_here(argv, env=env)
         if Path(to).is_dir():
@@ -98,11 +98,6 @@ def restore_offsite(
         shutil.rmtree(scratch, ignore_errors=True)
     say(f"restored {what} from {target_name} to {shlex.quote(target)} on this server")
     return target
-
-
-def _few_retries(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """duplicity retries a failing backend 5 x 30 s: twice is enough after our own check."""
-    return (*argv[:2], "--num-retries", "2", *argv[2:])
 
 
 def _open(
@@ -122,6 +117,7 @@ def _open(
         archive_dir=str(paths.cache_dir),
         s3_endpoint_url=offsite.endpoint_url,
         s3_region=offsite.region,
+        num_retries=2,  # not 5 x 30 s: the target was reached just before
     )
     return sets, store, repository
 

@@ -171,6 +171,21 @@ class Inventory:
     offsite: Mapping[str, OffsiteTarget] = field(default_factory=dict)
     push_after_backup: bool = True
 
+    def chosen_hosts(self, names: Sequence[str]) -> list[HostConfig]:
+        """The hosts `names` (each once, unknown ones refused), or every host by name."""
+        chosen = [self.host(name) for name in dict.fromkeys(names)]
+        return chosen or [self.hosts[name] for name in sorted(self.hosts)]
+
+    def chosen_targets(self, names: Sequence[str]) -> list[OffsiteTarget]:
+        """The offsite targets `names`, or every one by name; UsageError if there are none."""
+        if not self.offsite:
+            raise UsageError(
+                f"{self.file} has no offsite targets",
+                hint="add offsite.targets (docs/offsite.md), then rerun",
+            )
+        chosen = [self.target(name) for name in dict.fromkeys(names)]
+        return chosen or [self.offsite[name] for name in sorted(self.offsite)]
+
     def target(self, name: str) -> OffsiteTarget:
         """The offsite target called `name`; UsageError naming the known ones."""
         if name not in self.offsite:

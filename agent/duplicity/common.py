@@ -55,6 +55,7 @@ class Repository:
     known_hosts_file: str | None = None  # sftp: the pinned host key of the server (path)
     s3_endpoint_url: str | None = None  # s3: a non-AWS endpoint, for offsite copies
     s3_region: str | None = None  # s3: the bucket's region
+    num_retries: int | None = None  # duplicity's attempts at a failing backend (its default: 5)
 
     def __post_init__(self) -> None:
         ssh_files = [f for f in (self.identity_file, self.known_hosts_file) if f is not None]
@@ -82,6 +83,7 @@ def repository_flags(repository: Repository) -> tuple[str, ...]:
         + ((f"--ssh-options={ssh_options}",) if ssh_options else ())
         + (("--s3-endpoint-url", repository.s3_endpoint_url) if repository.s3_endpoint_url else ())
         + (("--s3-region-name", repository.s3_region) if repository.s3_region else ())
+        + (("--num-retries", str(repository.num_retries)) if repository.num_retries else ())
     )
 
 

@@ -38,9 +38,9 @@ def _runner(argv: Sequence[str], phase: str) -> Callable[[HostRun], None]:
         env = ("env", *(f"{key}={value}" for key, value in settings.items()))
         done = run.tenant.run((*env, *argv), log=run.log, timeout=TIMEOUT, ok_codes=ANY_EXIT)
         if done.exit_code:
-            said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            said = done.said()
             raise HookFailed(
-                f"{shlex.join(argv)} exited {done.exit_code}" + (f": {said[-1]}" if said else "")
+                f"{shlex.join(argv)} exited {done.exit_code}" + (f": {said}" if said else "")
             )
 
     return step

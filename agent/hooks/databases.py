@@ -49,10 +49,9 @@ def _dumper(database: Database) -> Callable[[HostRun], None]:
             dumps.dump_command(database), log=run.log, timeout=TIMEOUT, ok_codes=ANY_EXIT
         )
         if done.exit_code:
-            said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
             raise HookFailed(
                 f"{database.label}: dump failed (exit {done.exit_code}): "
-                + (" / ".join(said[-2:]) or "no error output"),
+                + (done.said(2) or "no error output"),
                 hint=f"check {database.label} on {run.context.name} and its credentials",
             )
 

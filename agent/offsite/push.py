@@ -12,7 +12,6 @@ ETag is not the one recorded, or its sha256 differs) is uploaded again and named
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from typing import Any
 
 from agent.config.load import HostConfig, OffsiteTarget
 from agent.errors import OffsiteFailed, UsageError
+from agent.files import sha256_of
 from agent.offsite.credentials import read_credentials
 from agent.offsite.ledger import read_ledger, save_ledger
 from agent.offsite.s3 import S3Store
@@ -114,7 +114,7 @@ def _push(
             continue
         if remote and not entry and remote.size == size:  # there, never recorded: check it
             head = store.head(host, name)
-            digest = _sha256(file)
+            digest = sha256_of(file)
             if head.sha256 == digest and head.checksum in (None, digest):
                 recorded[name] = _entry(size, digest, remote.etag, remote.storage_class, mtime)
                 result.skipped += 1
@@ -127,7 +127,7 @@ def _push(
 
     def copy(name: str) -> None:
         file = files[name]
-        digest = _sha256(file)
+        digest = sha256_of(file)
         wanted = storage_class(target, name)
         store.upload(
             host, name, file, sha256=digest, storage_class=wanted, part_size=part_size,
@@ -183,11 +183,3 @@ def _entry(size: int, digest: str, etag: str, storage_class: str, mtime_ns: int)
 def _add(sent: list[int], lock: threading.Lock, count: int) -> None:
     with lock:
         sent[0] += count
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
