@@ -17,6 +17,7 @@ from provisioner.commands import (
     stack_connect,
     stack_delete,
     stack_get_url,
+    stack_offsite,
     stack_start,
     stack_status,
 )
@@ -29,6 +30,7 @@ COMMANDS: dict[str, ModuleType] = {
     "stack-status": stack_status,
     "stack-connect": stack_connect,
     "stack-delete": stack_delete,
+    "stack-offsite": stack_offsite,
 }
 EXIT_CODES = """\
 exit codes: 0 done, 1 error, 2 bad usage, 3 not found / pre-flight failed,
@@ -141,6 +143,10 @@ def stack_connect_main() -> int:
 
 def stack_delete_main() -> int:
     return _script("stack-delete")
+
+
+def stack_offsite_main() -> int:
+    return _script("stack-offsite")
 
 
 if __name__ == "__main__":

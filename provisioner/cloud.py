@@ -4,6 +4,7 @@ with openstacksdk and keystoneauth failures turned into DupstackErrors."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import openstack
@@ -57,10 +58,12 @@ def _detail(exc: sdk_exc.SDKException) -> str:
     return " ".join(str(details).split())
 
 
-def connect(cloud: str | None) -> connection.Connection:
-    """A Connection from clouds.yaml (`cloud`, or OS_CLOUD) or OS_* variables; auth checked."""
+def connect(cloud: str | None, object_store_region: str | None = None) -> connection.Connection:
+    """A Connection from clouds.yaml (`cloud`, or OS_CLOUD) or OS_* variables; auth checked.
+    `object_store_region` points Swift alone at another region (the stack stays where it is)."""
+    overrides = {"object_store_region_name": object_store_region} if object_store_region else {}
     with cloud_errors("connecting to the cloud"):
-        conn = openstack.connect(cloud=cloud)
+        conn = openstack.connect(cloud=cloud, **overrides)
         # session.get_token(), unlike conn.authorize(), keeps keystoneauth's exception types.
         conn.session.get_token()
     return conn
@@ -70,3 +73,15 @@ def has_service(conn: connection.Connection, service_type: str) -> bool:
     """Whether the cloud's catalog lists `service_type` (e.g. compute, image, network)."""
     with cloud_errors(f"reading the service catalog for {service_type}"):
         return bool(conn.has_service(service_type))
+
+
+@contextlib.contextmanager
+def unlogged() -> Iterator[None]:
+    """No DEBUG records while a response carries a secret: at --debug keystoneauth logs
+    every request and response body."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logging.disable(previous)

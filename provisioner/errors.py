@@ -42,3 +42,11 @@ class Timeout(DupstackError):
     """Waiting for the cloud took longer than allowed."""
 
     exit_code = 5
+
+
+class Unsupported(CloudError):
+    """The cloud lacks a feature the command needs (e.g. an old Keystone)."""
+
+
+class ServerError(DupstackError):
+    """The backup server could not be reached, or refused a step, over SSH."""

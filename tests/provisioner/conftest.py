@@ -27,6 +27,7 @@ RESPONSES = Path(__file__).parent / "responses"
 CLOUD = "testcloud"
 AUTH_URL = "https://identity.example.com"
 PROJECT_ID = "8f0c1e3b5a7d4e2f9b6c0d1a2e3f4a5b"
+USER_ID = "9a7c2e1f0b3d4c5e8f6a1b2c3d4e5f60"  # the user of keystone_token.json
 TOKEN = "gAAAAABmTestTokenTestTokenTestToken"
 PASSWORD = "hunter2-not-a-real-password"
 
@@ -38,8 +39,10 @@ SERVICES: dict[str, tuple[str, str]] = {
     "network": ("neutron", "https://network.example.com"),
     "block-storage": ("cinder", f"https://block-storage.example.com/v3/{PROJECT_ID}"),
     "orchestration": ("heat", f"https://orchestration.example.com/v1/{PROJECT_ID}"),
+    "object-store": ("swift", f"https://object-store.example.com/v1/AUTH_{PROJECT_ID}"),
 }
-ALL_SERVICES = tuple(SERVICES)
+# Swift is listed only where a test asks for it (stack-offsite).
+ALL_SERVICES = ("identity", "compute", "image", "network", "block-storage", "orchestration")
 # The version documents the SDK fetches before its first call to a service.
 DISCOVERY = {
     "compute": ("https://compute.example.com/v2.1", "nova_version.json", 200),
@@ -47,12 +50,16 @@ DISCOVERY = {
     "block-storage": ("https://block-storage.example.com/v3/", "cinder_versions.json", 200),
 }
 BASE = {
+    "identity": f"{AUTH_URL}/v3",
     "compute": "https://compute.example.com/v2.1",
     "image": "https://image.example.com/v2",
     "network": "https://network.example.com/v2.0",
     "block-storage": f"https://block-storage.example.com/v3/{PROJECT_ID}",
     "orchestration": f"https://orchestration.example.com/v1/{PROJECT_ID}",
+    "object-store": f"https://object-store.example.com/v1/AUTH_{PROJECT_ID}",
 }
+# Authentication and version discovery: made by keystoneauth itself, never listed as calls.
+AUTH_CALLS = (("GET", f"{AUTH_URL}/"), ("POST", f"{AUTH_URL}/v3/auth/tokens"))
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -138,11 +145,13 @@ class FakeCloud:
     The helpers are reachable from it too (test modules cannot import conftest)."""
 
     project_id = PROJECT_ID
+    user_id = USER_ID
     cloud_name = CLOUD
     url = staticmethod(url)
     load = staticmethod(load)
     merged = staticmethod(merged)
     not_found = staticmethod(not_found)
+    token_body = staticmethod(token_body)
 
     def __init__(self, mocker: requests_mock.Mocker, services: tuple[str, ...]) -> None:
         self.mocker = mocker
@@ -179,11 +188,11 @@ class FakeCloud:
             self.mocker.register_uri(method, uri, responses, complete_qs=True)
 
     def requests(self) -> list[Any]:
-        """The API calls made, without Keystone and version discovery."""
+        """The API calls made, without authentication and version discovery."""
         return [
             request
             for request in self.mocker.request_history
-            if not request.url.startswith(AUTH_URL)
+            if (request.method, request.url) not in AUTH_CALLS
             and not (request.method == "GET" and request.url in self.discovery)
         ]
 
@@ -274,6 +283,7 @@ def make_cloud(http: requests_mock.Mocker, clouds_yaml: Path) -> Callable[..., F
     """make_cloud(services=...) -> FakeCloud whose catalog lists only `services`."""
 
     def factory(services: tuple[str, ...] = ALL_SERVICES) -> FakeCloud:
+        """A cloud whose catalog lists `services` (all in RegionOne)."""
         return FakeCloud(http, services)
 
     return factory
