@@ -2,7 +2,8 @@
 
 The target's `keep_full` and `remove_older_than` (never the volume's: a local prune removes
 nothing offsite). A chain holding an object younger than its class's minimum duration is kept,
-with what removing it now would cost, unless --force (agent/offsite/retention.py).
+with what removing it now would cost, unless --force (agent/offsite/retention.py). Swift has
+no classes: its objects count as STANDARD, which has no minimum.
 """
 
 from __future__ import annotations

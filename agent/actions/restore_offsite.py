@@ -1,6 +1,8 @@
 """`dupctl restore HOST --from TARGET` and `dupctl list HOST --from TARGET`: a host's sets read
-from an offsite copy instead of the volume, by stock duplicity (s3:// with the target's
-credentials in its environment), onto this server.
+from an offsite copy instead of the volume, by stock duplicity onto this server: s3:// with
+the target's credentials in its environment, swift:// with a token this agent got from
+Keystone (duplicity's swift backend cannot use an application credential), fresh for each
+duplicity run.
 
 Volumes in an archive class (GLACIER, DEEP_ARCHIVE) are thawed first, only those the path
 at that time needs (agent/offsite/thaw.py): without `--thaw TIER` such a restore fails at
@@ -24,8 +26,8 @@ from agent.duplicity.restore import restore_command
 from agent.errors import NotInBackup, TargetNotEmpty, ThawNeeded, UsageError
 from agent.host import HostContext, open_host
 from agent.offsite.prices import load_prices
-from agent.offsite.push import open_store
-from agent.offsite.s3 import Head, S3Store
+from agent.offsite.push import Store, open_store
+from agent.offsite.s3 import Head
 from agent.offsite.thaw import Ticket, poll, required_volumes, tiers_for
 from agent.paths import ServerPaths
 from agent.times import check_time
@@ -66,7 +68,6 @@ def restore_offsite(
     if not to.startswith("/"):
         raise UsageError(f"--to must be an absolute path: {to!r}")
     sets, store, repository = _open(paths, name, target_name)
-    env = store.duplicity_env()
     target = str(PurePosixPath(to) / relative_path(path)) if path else to
     if execute.run(("sh", "-c", FREE, "sh", to), ok_codes=(0, 1)).exit_code:
         raise TargetNotEmpty(f"{to} exists and is not empty: restore never overwrites",
@@ -80,7 +81,7 @@ def restore_offsite(
         where = str(Path(plan) / relative_path(path)) if path else str(Path(plan) / "all")
         dry = ("duplicity", "--dry-run",
                *restore_command(repository, where, path=path, time=time)[1:])  # fmt: skip
-        needed = required_volumes(sets.run_here(dry, env=env))
+        needed = required_volumes(sets.run_here(dry, env=store.duplicity_env()))
     say(f"{what} needs {len(needed)} volume(s) from {target_name}")
     _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
     # into a hidden sibling first: a restore cut off half-way leaves nothing at --to
@@ -90,7 +91,7 @@ def restore_offsite(
         where = str(inside / relative_path(path)) if path else str(inside)
         argv = restore_command(repository, where, path=path, time=time)
         say(f"restoring from {target_name} ...")
-        sets.run_here(argv, env=env)
+        sets.run_here(argv, env=store.duplicity_env())
         if Path(to).is_dir():
             Path(to).rmdir()  # empty, as checked
         inside.rename(to)
@@ -100,9 +101,7 @@ def restore_offsite(
     return target
 
 
-def _open(
-    paths: ServerPaths, name: str, target_name: str
-) -> tuple[HostContext, S3Store, Repository]:
+def _open(paths: ServerPaths, name: str, target_name: str) -> tuple[HostContext, Store, Repository]:
     sets = open_host(paths, name, need_backup=False)  # the volume's copy may be gone
     offsite = sets.inventory.target(target_name)
     store = open_store(paths, offsite)
@@ -125,7 +124,7 @@ def _open(
 def _thaw(
     paths: ServerPaths,
     sets: HostContext,
-    store: S3Store,
+    store: Store,
     needed: list[str],
     *,
     thaw: str | None,

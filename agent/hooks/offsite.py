@@ -20,8 +20,7 @@ def plan(run: HostRun, phase: str) -> list[tuple[str, Callable[[HostRun], None]]
     inventory = run.context.inventory
     if phase != "after_success" or not inventory.push_after_backup:
         return []
-    # swift targets are not pushed by this release: `dupctl offsite push` says so
-    targets = [target for _, target in sorted(inventory.offsite.items()) if target.type == "s3"]
+    targets = [target for _, target in sorted(inventory.offsite.items())]
     return [(f"push to {target.name}", _pusher(target)) for target in targets]
 
 

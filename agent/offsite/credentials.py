@@ -1,5 +1,9 @@
 """An offsite target's credentials: `key = value` lines in a root-only file the inventory
-names (`offsite.targets.NAME.credentials_file`), never in the YAML, argv, logs or errors."""
+names (`offsite.targets.NAME.credentials_file`), never in the YAML, argv, logs or errors.
+
+Swift: a Keystone v3 application credential (what `stack-offsite` makes), or a user and
+project; `auth_version = 1` with `user` and `key` is for test rigs and legacy clouds (tempauth,
+swauth), which have no Keystone."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ KEYS = {
     "swift": (
         ("application_credential_id", "application_credential_secret"),
         ("username", "password", "project_name", "user_domain_name", "project_domain_name"),
+        ("auth_version", "user", "key"),
     ),
 }
 OPTIONAL = {"s3": ("aws_session_token",), "swift": ()}
@@ -52,11 +57,18 @@ def read_credentials(paths: ServerPaths, target: OffsiteTarget) -> Mapping[str, 
                 hint=f"{example} into {file}",
             )
         found[name] = value.strip()
+    if found.get("auth_version", "1") != "1":
+        raise ConfigError(
+            f"{file} ({key}): auth_version must be 1 (tempauth, swauth): Keystone v3 takes "
+            "application_credential_id or username",
+            hint=f"{example} into {file}",
+        )
     for names in KEYS[target.type]:
         if all(found.get(name) for name in names):
             return found
+    alternatives = " (or the username set, or auth_version = 1 with user and key)"
     raise ConfigError(
         f"{file} ({key}) lacks {' and '.join(KEYS[target.type][0])}"
-        + (" (or the username set)" if target.type == "swift" else ""),
+        + (alternatives if target.type == "swift" else ""),
         hint=f"{example} into {file}",
     )

@@ -1,5 +1,6 @@
-"""Copy a host's sealed sets to an offsite target: the encrypted files as they are, with
-duplicity's own names, so the copy is itself a duplicity target.
+"""Copy a host's sealed sets to an offsite target (S3: agent/offsite/s3.py, Swift:
+agent/offsite/swift.py): the encrypted files as they are, with duplicity's own names, so the
+copy is itself a duplicity target.
 
 Only sealed files go (screened, complete: agent/screening.py). Volumes and signatures go
 first, manifests last: a set whose manifest is offsite has all its files there (duplicity
@@ -21,19 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.load import HostConfig, OffsiteTarget
-from agent.errors import OffsiteFailed, UsageError
+from agent.errors import OffsiteFailed
 from agent.files import sha256_of
 from agent.offsite.credentials import read_credentials
 from agent.offsite.ledger import read_ledger, save_ledger
 from agent.offsite.s3 import S3Store
+from agent.offsite.swift import SwiftStore
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import stamp
 from agent.sealing import sealed
 
 ESCROW_HOST = "_escrow"  # the key escrow's folder on a target (no host name starts with _)
-MAX_SINGLE_PUT = 5 << 30  # S3's largest single PUT
+MAX_SINGLE_PUT = 5 << 30  # S3's and Swift's largest single PUT
 Say = Callable[[str], None]
+Store = S3Store | SwiftStore
 
 
 @dataclass
@@ -44,22 +47,21 @@ class PushResult:
     skipped: int = 0
     bytes: int = 0
     replaced: list[str] = field(default_factory=list)  # changed offsite: uploaded again
-    aborted: int = 0  # multipart uploads a killed push had left
+    aborted: int = 0  # what a killed push had left: multipart uploads (S3), segments (Swift)
 
 
-def open_store(paths: ServerPaths, target: OffsiteTarget) -> S3Store:
+def open_store(paths: ServerPaths, target: OffsiteTarget) -> Store:
     """The target's store, its credentials read from their root-only file."""
-    if target.type != "s3":
-        raise UsageError(
-            f"offsite {target.name}: swift targets are not pushed by this release yet",
-            hint="use an s3 target (Swift's S3 API, if the cloud offers it, works too)",
-        )
-    return S3Store(target, read_credentials(paths, target))
+    credentials = read_credentials(paths, target)
+    if target.type == "swift":
+        return SwiftStore(target, credentials)
+    return S3Store(target, credentials)
 
 
 def storage_class(target: OffsiteTarget, name: str) -> str:
     """Volumes in the target's class; manifests, signatures and the rest stay STANDARD, so
-    listings and incrementals never need a thaw."""
+    listings and incrementals never need a thaw (a swift target's class is STANDARD: Swift
+    has none)."""
     return target.storage_class if ".difftar." in name else "STANDARD"
 
 
@@ -86,7 +88,7 @@ def push_escrow(paths: ServerPaths, target: OffsiteTarget, say: Say) -> PushResu
 
 
 def _push(
-    store: S3Store,
+    store: Store,
     paths: ServerPaths,
     target: OffsiteTarget,
     host: str,
@@ -171,7 +173,8 @@ def _push(
 
 
 def _part_size(host: HostConfig) -> int:
-    """One PUT per volume: the multipart threshold a little above the volume size."""
+    """One PUT per volume: the multipart (S3) or large-object (Swift) threshold a little
+    above the volume size."""
     return min(MAX_SINGLE_PUT, (host.volsize + 16) << 20)
 
 
