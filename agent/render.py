@@ -71,6 +71,7 @@ def print_status(entries: list[dict[str, Any]]) -> None:
         "chains",
         "sets",
         "size",
+        "last set",
         "last full",
         "next full",
         "next run",
@@ -86,10 +87,44 @@ def print_status(entries: list[dict[str, Any]]) -> None:
             *(str(entry.get(key, "-")) for key in ("chain_length", "chains", "sets")),
             (f"{size // 1024} KiB" if size is not None else "-")
             + (f" of {entry['quota'] // 1024} KiB" if entry.get("quota") else ""),
+            entry.get("last_set") or "-",
             _minute(entry.get("last_full")) or "-",
             _minute(entry.get("next_full")) or "-",
             _minute(entry["schedule"]["next_backup"]) or "not scheduled",
             entry["error"] or run.get("error") or "",
+        )
+    print_table(table)
+
+
+def _size(count: int) -> str:
+    """`900 B`, `2.4 MiB`: bytes in binary units, one decimal."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def print_sets(found: dict[str, Any]) -> None:
+    """One row per set of `dupctl sets`, chain by chain: the time exactly as --time takes it."""
+    rows = [(str(number), s) for number, c in enumerate(found["chains"], 1) for s in c["sets"]]
+    rows += [("none", backup_set) for backup_set in found["orphaned"]]
+    if not rows:
+        print(f"{found['host']}: no sets on the volume yet")
+        return
+    table = _table("chain", "type", "time", "volumes", "size", "state")
+    for chain, backup_set in rows:
+        state = "complete" if backup_set["complete"] else "incomplete (no manifest)"
+        if chain == "none":
+            state += ", extends no set"
+        table.add_row(
+            chain,
+            backup_set["type"],
+            backup_set["time"],
+            str(backup_set["volumes"]),
+            _size(backup_set["bytes"]),
+            state + ("" if backup_set["sealed"] else ", not sealed"),
         )
     print_table(table)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from agent import quota
+from agent.backup_sets import chains_of, stored_files
 from agent.config.load import HostConfig, load_inventory
 from agent.duplicity.status import collection_status_command, parse_collection_status
 from agent.errors import DupstackError
@@ -68,11 +70,19 @@ def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
         "size": sum(f.stat().st_size for f in os.scandir(backups_dir(paths, sets.host))),
         "usage": quota.usage(backups_dir(paths, sets.host)),  # on disk, as quota counts it
         "quota": sets.host.quota,
+        "last_set": _last_set(sets.folder),
         "last_backup": _when(collection.last_backup),
         "last_full": _when(last_full),
         "next_full": _when(last_full + due if last_full else None),
         "error": None,
     }
+
+
+def _last_set(folder: Path) -> str | None:
+    """The newest complete set's time, as --time takes it: not the last run's start (a second
+    or so before it), nor collection-status's newest set (which may be a killed run's)."""
+    ends = [chain["end"] for chain in chains_of(stored_files(folder))["chains"] if chain["end"]]
+    return max(ends, default=None)
 
 
 def _end(record: dict[str, Any] | None) -> str | None:

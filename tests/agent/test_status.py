@@ -68,7 +68,7 @@ def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
         "host": "web2", "last_run": None, "last_success": None, "last_drill": None,
         "chains": 0, "sets": 0, "chain_length": 0,
         "incomplete_sets": 0, "size": 0, "usage": 0, "quota": None, "last_backup": None,
-        "last_full": None, "next_full": None, "error": None,
+        "last_full": None, "next_full": None, "last_set": None, "error": None,
     }  # fmt: skip
     assert (schedule["backup"], schedule["prune"], schedule["drill"], schedule["catch_up"]) == (
         "H H(1-5) * * *", "H 0 * * 0", "H H(6-7) * * 6", True,
