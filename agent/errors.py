@@ -147,6 +147,14 @@ class ThawNeeded(DupstackError):
     exit_code = 18
 
 
+class RestoreIncomplete(DupstackError):
+    """A restore brought the files back, but some of what the set's metadata record holds
+    (an extended attribute, ACL, capability, hard link or hole) could not be re-applied
+    there: each path is named."""
+
+    exit_code = 19
+
+
 class NotInBackup(DupstackError):
     """A host has no backup yet, or the path asked for is not in it at that time."""
 

@@ -53,10 +53,9 @@ class HostContext:
 
     @property
     def selection(self) -> Selection:
-        """The host's paths, and the spool its databases are dumped into (agent/dumps.py),
-        which no exclude may hide."""
-        kept = (DUMP_SPOOL,) if self.host.databases else ()
-        return Selection(self.host.paths, self.host.excludes, kept=kept)
+        """The host's paths, and the spool its databases are dumped into (agent/dumps.py)
+        and its metadata recorded in (agent/metadata.py), which no exclude may hide."""
+        return Selection(self.host.paths, self.host.excludes, kept=(DUMP_SPOOL,))
 
     @property
     def folder(self) -> Path:

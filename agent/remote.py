@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import shlex
 import socket
 import time
@@ -44,6 +45,14 @@ logger = logging.getLogger(__name__)
 # under umask 077: what it writes (duplicity's cache of plaintext manifests and signatures,
 # which name every file and can reveal small ones) is root's alone.
 EXPORT_FIRST_LINE = 'umask 077 && IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
+
+
+# Runs the argv given as base64 words: a name with bytes that are not UTF-8, which the SSH
+# channel (text) cannot carry, reaches the host exact.
+BYTES_EXEC = (
+    "import base64, os, sys; argv = [base64.b64decode(w) for w in sys.argv[1:]]; "
+    "os.execvp(argv[0], argv)"
+)
 
 
 class HostAddress(Protocol):
@@ -149,11 +158,23 @@ def scan_host_key(host: HostAddress, timeout: float) -> paramiko.PKey:
 
 def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = False) -> str:
     """The command line sent to the host: shlex-quoted argv (through env(1) for a `stable`
-    output: UTC, English), the secret read from stdin first, via sudo -n unless root."""
+    output: UTC, English), the secret read from stdin first, via sudo -n unless root. An
+    argv with bytes that are not UTF-8 (surrogate escapes) goes as base64 (BYTES_EXEC)."""
+    if not all(word.isascii() or _is_utf8(word) for word in argv):
+        words = (base64.b64encode(os.fsencode(word)).decode() for word in argv)
+        argv = ("python3", "-c", BYTES_EXEC, *words)
     if stable:
         argv = ("env", *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()), *argv)
     command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
     return shlex.join(command if user == "root" else ["sudo", "-n", "--", *command])
+
+
+def _is_utf8(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Stdin(io.StringIO):

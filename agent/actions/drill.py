@@ -13,6 +13,7 @@ drill at all (the host busy, no backup) fails the drill, each named. The result 
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import shlex
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from agent import metrics, notify, remote
-from agent.config.load import Inventory, load_inventory
+from agent.config.load import DUMP_SPOOL, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.list_files import Entry, list_files_command, parse_file_log
 from agent.duplicity.restore import restore_command
@@ -151,7 +152,13 @@ def _drill(
     listing = scratch / "files.log"
     say(f"{name}: listing the latest set")
     sets.run_here(list_files_command(sets.here, log_file=str(listing)))
-    entries = parse_file_log(listing.read_text(errors="surrogateescape"))
+    # not the spool (dumps, metadata record): made for the backup, gone from the host after
+    spool = os.fsencode(DUMP_SPOOL)
+    entries = [
+        entry
+        for entry in parse_file_log(listing.read_text(errors="surrogateescape"))
+        if entry.path != spool and not entry.path.startswith(spool + b"/")
+    ]
     regular = [entry for entry in entries if entry.type == "reg"]
     wanted = min(options.max_files, math.ceil(len(regular) * options.sample_percent / 100))
     sample = random.sample(regular, wanted)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+import tempfile
+from pathlib import Path
 
-from agent.duplicity.list_files import list_files_command, parse_file_list
+from agent.duplicity.list_files import Entry, list_files_command, parse_listing
 from agent.host import open_host
 from agent.paths import ServerPaths
 from agent.times import check_time
 
 
-def list_files(paths: ServerPaths, name: str, time: str | None) -> list[tuple[str, datetime]]:
-    """(absolute path, mtime) of every file in `name`'s backup as of `time` (None: latest)."""
+def list_files(paths: ServerPaths, name: str, time: str | None) -> list[Entry]:
+    """Every file in `name`'s backup as of `time` (None: latest), each name exact (bytes):
+    duplicity's log file read along its printed lines (parse_listing)."""
     time = check_time(time)
     sets = open_host(paths, name)
-    return parse_file_list(sets.run_here(list_files_command(sets.here, time=time)))
+    with tempfile.TemporaryDirectory(prefix="dupstack-list-") as scratch:
+        log = Path(scratch) / "files.log"
+        printed = sets.run_here(list_files_command(sets.here, time=time, log_file=str(log)))
+        return parse_listing(os.fsencode(printed), log.read_text(errors="surrogateescape"))

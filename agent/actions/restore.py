@@ -3,20 +3,29 @@
 Here, duplicity reads the sets on the volume (file://). With `to_host`, the host's own
 duplicity fetches them from its chroot over SFTP, the passphrase on stdin. Nothing is ever
 overwritten: a target folder must be missing or empty, a path restored in place missing.
+Owners come back by number (the uid and gid the host had), and then what duplicity does not
+keep is re-applied from the set's metadata record (agent/metadata.py): what cannot be is
+named, each path, and the restore exits RestoreIncomplete.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import shlex
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from agent import execute, remote
+from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import relative_path
 from agent.duplicity.restore import restore_command
-from agent.errors import TargetNotEmpty, UsageError
-from agent.execute import ANY_EXIT
-from agent.host import open_host
+from agent.errors import NotInBackup, RestoreIncomplete, TargetNotEmpty, UsageError
+from agent.execute import ANY_EXIT, Runner
+from agent.host import HostContext, open_host
+from agent.metadata import Report, apply_command, shown
 from agent.paths import ServerPaths
 from agent.times import check_time
 
@@ -25,6 +34,12 @@ from agent.times import check_time
 FREE = (
     '{ [ -n "$2" ] && [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } '
     '|| ! { [ -e "$1" ] || [ -L "$1" ]; }'
+)
+# python3 -c MOVE FROM TO on the host: a restore that landed in a scratch folder moved to
+# its name (which need not be UTF-8).
+MOVE = (
+    "import os, sys; os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); "
+    "os.rename(sys.argv[1], sys.argv[2])"
 )
 
 
@@ -44,35 +59,143 @@ def restore(
     time = check_time(time)
     if path is not None:
         if not path.startswith("/"):
-            raise UsageError(f"--path must be absolute, as on the host: {path!r}")
+            raise UsageError(f"--path must be absolute, as on the host: {shown(path)!r}")
         path = str(PurePosixPath(path))
     if to is None and not to_host:
         raise UsageError("say where to restore: --to DIR (on this server) or --to-host")
     if to_host and not (to or path):
         raise UsageError("restoring everything in place is refused", hint="add --to DIR")
     if to is not None and not to.startswith("/"):
-        raise UsageError(f"--to must be an absolute path: {to!r}")
+        raise UsageError(f"--to must be an absolute path: {shown(to)!r}")
     sets = open_host(paths, name)
     folder = to or "/"
     target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
     checked = ("sh", "-c", FREE, "sh", *((folder, "empty-ok") if to else (target,)))
     where = f"on {name}" if to_host else "on this server"
     refused = TargetNotEmpty(
-        f"{checked[4]} exists{' and is not empty' if to else ''} {where}: restore never overwrites",
-        hint=f"restore into a new or empty folder with --to DIR, or move {checked[4]} away"
+        f"{shown(checked[4])} exists{' and is not empty' if to else ''} {where}: "
+        "restore never overwrites",
+        hint=f"restore into a new or empty folder with --to DIR, or move {shown(checked[4])} "
+        "away"
         + (f" (or use --to-host --to DIR to restore beside it on {name})" if to is None else ""),
     )
-    what = f"{path or 'everything'} of {name} ({f'as of {time}' if time else 'latest'})"
-    argv = restore_command(sets.on_host if to_host else sets.here, target, path=path, time=time)
+    when = f"as of {time}" if time else "latest"
+    what = f"{shown(path) if path else 'everything'} of {name} ({when})"
+    scratch = _scratch(target)
+    landing = scratch or target
+    argv = restore_command(sets.on_host if to_host else sets.here, landing, path=path, time=time)
+    within = relative_path(path) if path else ""
     if not to_host:
         if execute.run(checked, ok_codes=(0, 1)).exit_code:
             raise refused
-        sets.run_here(argv)
+        try:
+            if scratch:
+                os.makedirs(os.path.dirname(scratch), exist_ok=True)
+            sets.run_here(argv)
+            if scratch:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.rename(scratch, target)
+        finally:
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+        report = _reapply_here(sets, folder, within, time)
     else:
         with remote.session(ssh, sets.host) as host:
             if host.run(checked, ok_codes=(0, 1)).exit_code:
                 raise refused
             sets.private_caches(host)
-            done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
-            sets.check(done)
-    say(f"restored {what} to {shlex.quote(target)} {where}")
+            try:
+                if scratch:
+                    host.run(("mkdir", "-p", "--", os.path.dirname(scratch)))
+                done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+                sets.check(done)
+                if scratch:
+                    host.run(("python3", "-c", MOVE, scratch, target))
+            finally:
+                if scratch:
+                    host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
+            report = _reapply_on_host(sets, host, folder, within, time)
+    say(f"restored {what} to {shlex.quote(shown(target))} {where}")
+    for line in report.lines():
+        say(line)
+    if report.failed:
+        raise RestoreIncomplete(
+            f"{len(report.failed)} of the recorded attributes, links or holes of {what} could "
+            f"not be re-applied {where} (each is listed above); the files' contents are restored",
+            hint="restore onto a filesystem with extended attributes and ACLs (ext4, xfs), or "
+            "re-apply them later from the record: docs/disaster-recovery.md",
+        )
+
+
+def _scratch(target: str) -> str | None:
+    """Where to restore a target whose name is not UTF-8 (duplicity fails on it): a new
+    folder in its nearest ancestor that is, renamed to the target once complete."""
+    if _utf8(target):
+        return None
+    base = PurePosixPath(target).parent
+    while not _utf8(str(base)):
+        base = base.parent
+    return str(base / f".dupstack-restore-{secrets.token_hex(6)}")
+
+
+def _utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _record_restore(
+    sets: HostContext, on_host: bool, into: str, time: str | None
+) -> tuple[str, ...]:
+    return restore_command(
+        sets.on_host if on_host else sets.here, into, path=METADATA_RECORD, time=time
+    )
+
+
+def _reapply_here(sets: HostContext, folder: str, within: str, time: str | None) -> Report:
+    """The set's record re-applied to what was restored below `folder` on this server."""
+    restored = os.path.join(folder, METADATA_RECORD.lstrip("/"))
+    with tempfile.TemporaryDirectory(prefix="dupstack-record-") as scratch:
+        record = restored if not within else os.path.join(scratch, "record")
+        if within:
+            done = execute.run(_record_restore(sets, False, record, time), secret=sets.passphrase,
+                               ok_codes=ANY_EXIT)  # fmt: skip
+            if _missing(sets, done):
+                return Report(found=False)
+        return _apply(execute.LOCAL, record, folder, within)
+
+
+def _reapply_on_host(
+    sets: HostContext, host: remote.Session, folder: str, within: str, time: str | None
+) -> Report:
+    """The set's record re-applied on the host to what was restored below `folder`."""
+    if not within:
+        return _apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, within)
+    scratch = host.run(("mktemp", "-d", "-t", "dupstack-record.XXXXXXXX")).stdout.strip()
+    try:
+        record = f"{scratch}/record"
+        done = host.run(_record_restore(sets, True, record, time), secret=sets.passphrase,
+                        ok_codes=ANY_EXIT, stable=True)  # fmt: skip
+        if _missing(sets, done):
+            return Report(found=False)
+        return _apply(host, record, folder, within)
+    finally:
+        host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
+
+
+def _missing(sets: HostContext, done: execute.Result) -> bool:
+    """Whether the record's restore found none in the set (older sets have none); other
+    failures are raised."""
+    try:
+        sets.check(done)
+    except NotInBackup:
+        return True
+    return False
+
+
+def _apply(runner: Runner, record: str, folder: str, within: str) -> Report:
+    argv, request = apply_command(record, folder, within)
+    return Report.parse(runner.run(argv, input=request).stdout)

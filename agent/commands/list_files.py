@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 
 from agent.actions.list_files import list_files
 from agent.actions.restore_offsite import list_offsite
 from agent.commands.common import add_time_option, require_root, say
+from agent.duplicity.list_files import Entry
+from agent.metadata import shown
 from agent.paths import ServerPaths
 
 HELP = "the files in a host's backup"
@@ -30,13 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     require_root("list")
-    if args.source:
-        files = list_offsite(paths, args.host, args.source, args.time)
-    else:
+    if not args.source:
         files = list_files(paths, args.host, args.time)
+    else:
+        offsite = list_offsite(paths, args.host, args.source, args.time)
+        files = [Entry(os.fsencode(path), mtime, "") for path, mtime in offsite]
     if args.json:
-        shown = [{"path": path, "mtime": f"{mtime:%Y-%m-%dT%H:%M:%SZ}"} for path, mtime in files]
-        print(json.dumps(shown, indent=2, ensure_ascii=False))
-    for path, mtime in [] if args.json else files:
-        say(f"{mtime:%Y-%m-%d %H:%M:%S}  {path}")
+        # ASCII JSON: `path` is the exact name (bytes that are not UTF-8 as \udcXX surrogate
+        # escapes, what Python's os functions and argv take back), `path_b64` its bytes
+        print(json.dumps([_record(entry) for entry in files], indent=2))
+    for entry in [] if args.json else files:
+        say(f"{entry.mtime:%Y-%m-%d %H:%M:%S}  {shown(entry.path)}")
     return 0
+
+
+def _record(entry: Entry) -> dict[str, str]:
+    record = {
+        "path": os.fsdecode(entry.path),
+        "path_b64": base64.b64encode(entry.path).decode(),
+        "mtime": f"{entry.mtime:%Y-%m-%dT%H:%M:%SZ}",
+    }
+    return record | ({"type": entry.type} if entry.type else {})

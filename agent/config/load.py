@@ -56,9 +56,10 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
 }
 METRICS_TEXTFILE = "/var/lib/prometheus/node-exporter/dupstack.prom"
 STALE_AFTER = "36h"
-# Dumps made on the host before its backup (root-only, in every backup of a host that has
-# databases, removed after the run).
+# Dumps and the metadata record made on the host before its backup (root-only, in every
+# backup, removed after the run).
 DUMP_SPOOL = "/var/backups/dupstack"
+METADATA_RECORD = f"{DUMP_SPOOL}/metadata"  # agent/metadata.py
 ADD_HOST_HINT = "add a host with `dupctl host add` (see `dupctl host add --help`)"
 
 

@@ -17,7 +17,14 @@ DUPLICITY = "duplicity"
 
 # collection-status and list-current-files print times with asctime() in local time, and
 # gettext may translate their words: fix both so that the output parses the same anywhere.
-STABLE_OUTPUT_ENV: Mapping[str, str] = {"TZ": "UTC", "LC_ALL": "C.UTF-8", "LANGUAGE": "C"}
+# PYTHONIOENCODING: a name that is not UTF-8 printed as its bytes (duplicity's logging
+# would fail on it, and drop the line).
+STABLE_OUTPUT_ENV: Mapping[str, str] = {
+    "TZ": "UTC",
+    "LC_ALL": "C.UTF-8",
+    "LANGUAGE": "C",
+    "PYTHONIOENCODING": "utf-8:surrogateescape",
+}
 
 
 def backup_name(host: str) -> str:

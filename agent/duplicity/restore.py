@@ -35,6 +35,9 @@ def restore_command(
     return (
         local_path,
         "restore",
+        # owners by number, as the host had them: by name they go to whoever has that name
+        # where the restore runs (or to root, on a server without that user)
+        "--numeric-owner",
         *repository_flags(repository),
         *(("--path-to-restore", restored) if restored != "." else ()),
         *time_flags(time),

@@ -3,8 +3,9 @@ always. Each hook module says which steps it has for a host at a phase (`plan`);
 dispatcher runs them in order and records each outcome in the run's record. A failing
 "before" step fails the run with its own message (the backup is not made); a failing "after"
 step is recorded next to the good backup and never hides it. Hook modules: commands (the
-inventory's `hooks:`), databases (dumps into the spool), notify (pings and messages),
-offsite (the push after a good backup).
+inventory's `hooks:`), databases (dumps into the spool), metadata (what duplicity does
+not keep, recorded in the spool), notify (pings and messages), offsite (the push after a
+good backup).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class HookModule(Protocol):
     def plan(self, run: HostRun, phase: str) -> list[tuple[str, Callable[[HostRun], None]]]: ...
 
 
-from agent.hooks import commands, databases, notify, offsite  # noqa: E402 (none imports this)
+from agent.hooks import commands, databases, metadata, notify, offsite  # noqa: E402 (none imports this)
 
-# notify first: its start ping goes before everything; unwound last, it tells what all did
-HOOKS: tuple[HookModule, ...] = (notify, commands, databases, offsite)
+# notify first: its start ping goes before everything; unwound last, it tells what all did.
+# metadata after databases: the dumps' spool is emptied first, then the record written in it.
+HOOKS: tuple[HookModule, ...] = (notify, commands, databases, metadata, offsite)

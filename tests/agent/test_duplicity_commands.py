@@ -96,7 +96,7 @@ def test_restore_names_the_path_relative_to_the_source_root() -> None:
     when = datetime(2026, 11, 22, 3, 53, 18, tzinfo=UTC)
     argv = restore_command(SFTP, "/root/restored", path="/etc/nginx", time=when)
     assert argv == (
-        "duplicity", "restore", *COMMON, "--path-to-restore", "etc/nginx",
+        "duplicity", "restore", "--numeric-owner", *COMMON, "--path-to-restore", "etc/nginx",
         "--time", str(int(when.timestamp())), SFTP.url, "/root/restored",
     )  # fmt: skip
     assert "--path-to-restore" not in restore_command(SFTP, "/r", path="/")

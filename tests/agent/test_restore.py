@@ -166,8 +166,13 @@ def test_verify_compares_the_backup_with_the_hosts_files(
     mtime = backups.latest["."][2]  # as backed up (the restore onto web1 changed it)
     # Every file of the backup is compared: those in /opt/app, and / and /opt.
     os.utime(web1.path(APP), (mtime, mtime))
-    assert ok(dupctl(bs, "verify", "web1", "--compare-data")).splitlines()[-1] == (
-        f"Verify complete: {len(backups.latest) + 2} file(s) compared, 0 difference(s) found."
+    # the spool (the metadata record), removed from the host after the run, is left out
+    assert (
+        ok(dupctl(bs, "verify", "web1", "--compare-data"))
+        .splitlines()[-1]
+        .startswith(
+            f"Verify complete: {len(backups.latest) + 2} file(s) compared, 0 difference(s) found "
+        )
     )
     (web1.path(f"{APP}/config.txt")).write_bytes(b"version 3\n")
     done = dupctl(bs, "verify", "web1", "--compare-data")
@@ -175,7 +180,7 @@ def test_verify_compares_the_backup_with_the_hosts_files(
     assert "  File opt/app/config.txt has mtime " in done.stdout
     assert "web1: 1 difference(s) between its backup and its files" in done.stderr
     # Without --compare-data, only the archives are checked.
-    assert ok(dupctl(bs, "verify", "web1")).endswith("0 difference(s) found.\n")
+    assert " 0 difference(s) found" in ok(dupctl(bs, "verify", "web1")).splitlines()[-1]
 
 
 def test_verify_catches_a_damaged_volume_file(bs: Host, backups: Backups) -> None:
