@@ -5,7 +5,7 @@ VENV := .venv
 OS_VENV := .venv-openstack
 CACHE := .cache
 APT_PACKAGES := python3-venv openssh-server openssh-client gnupg iproute2 cron e2fsprogs util-linux \
-	nftables time postgresql mariadb-server sqlite3
+	nftables time postgresql mariadb-server sqlite3 attr
 HEAT_VERSION := 27.0.1
 KEYSTONE_VERSION := 30.0.0
 DUPLICITY_VERSION := 3.2.1

@@ -14,18 +14,16 @@ import os
 import secrets
 import shlex
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from agent import execute, remote
-from agent.config.load import METADATA_RECORD
+from agent import execute, reapply, remote
 from agent.duplicity.common import relative_path
 from agent.duplicity.restore import restore_command
-from agent.errors import NotInBackup, RestoreIncomplete, TargetNotEmpty, UsageError
-from agent.execute import ANY_EXIT, Runner
-from agent.host import HostContext, open_host
-from agent.metadata import Report, apply_command, shown
+from agent.errors import TargetNotEmpty, UsageError
+from agent.execute import ANY_EXIT
+from agent.host import open_host
+from agent.metadata import shown
 from agent.paths import ServerPaths
 from agent.times import check_time
 
@@ -98,7 +96,7 @@ def restore(
         finally:
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
-        report = _reapply_here(sets, folder, within, time)
+        report = reapply.here(sets, sets.here, folder, within, time)
     else:
         with remote.session(ssh, sets.host) as host:
             if host.run(checked, ok_codes=(0, 1)).exit_code:
@@ -114,17 +112,9 @@ def restore(
             finally:
                 if scratch:
                     host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
-            report = _reapply_on_host(sets, host, folder, within, time)
+            report = reapply.on_host(sets, host, folder, within, time)
     say(f"restored {what} to {shlex.quote(shown(target))} {where}")
-    for line in report.lines():
-        say(line)
-    if report.failed:
-        raise RestoreIncomplete(
-            f"{len(report.failed)} of the recorded attributes, links or holes of {what} could "
-            f"not be re-applied {where} (each is listed above); the files' contents are restored",
-            hint="restore onto a filesystem with extended attributes and ACLs (ext4, xfs), or "
-            "re-apply them later from the record: docs/disaster-recovery.md",
-        )
+    reapply.told(report, what, where, say)
 
 
 def _scratch(target: str) -> str | None:
@@ -145,57 +135,3 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _record_restore(
-    sets: HostContext, on_host: bool, into: str, time: str | None
-) -> tuple[str, ...]:
-    return restore_command(
-        sets.on_host if on_host else sets.here, into, path=METADATA_RECORD, time=time
-    )
-
-
-def _reapply_here(sets: HostContext, folder: str, within: str, time: str | None) -> Report:
-    """The set's record re-applied to what was restored below `folder` on this server."""
-    restored = os.path.join(folder, METADATA_RECORD.lstrip("/"))
-    with tempfile.TemporaryDirectory(prefix="dupstack-record-") as scratch:
-        record = restored if not within else os.path.join(scratch, "record")
-        if within:
-            done = execute.run(_record_restore(sets, False, record, time), secret=sets.passphrase,
-                               ok_codes=ANY_EXIT)  # fmt: skip
-            if _missing(sets, done):
-                return Report(found=False)
-        return _apply(execute.LOCAL, record, folder, within)
-
-
-def _reapply_on_host(
-    sets: HostContext, host: remote.Session, folder: str, within: str, time: str | None
-) -> Report:
-    """The set's record re-applied on the host to what was restored below `folder`."""
-    if not within:
-        return _apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, within)
-    scratch = host.run(("mktemp", "-d", "-t", "dupstack-record.XXXXXXXX")).stdout.strip()
-    try:
-        record = f"{scratch}/record"
-        done = host.run(_record_restore(sets, True, record, time), secret=sets.passphrase,
-                        ok_codes=ANY_EXIT, stable=True)  # fmt: skip
-        if _missing(sets, done):
-            return Report(found=False)
-        return _apply(host, record, folder, within)
-    finally:
-        host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
-
-
-def _missing(sets: HostContext, done: execute.Result) -> bool:
-    """Whether the record's restore found none in the set (older sets have none); other
-    failures are raised."""
-    try:
-        sets.check(done)
-    except NotInBackup:
-        return True
-    return False
-
-
-def _apply(runner: Runner, record: str, folder: str, within: str) -> Report:
-    argv, request = apply_command(record, folder, within)
-    return Report.parse(runner.run(argv, input=request).stdout)

@@ -11,6 +11,7 @@ once, naming them with each tier's time, never in duplicity's retry loop.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -19,12 +20,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from agent import execute
+from agent import execute, reapply
+from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import Repository, backup_name, relative_path
-from agent.duplicity.list_files import list_files_command, parse_file_list
+from agent.duplicity.list_files import Entry, list_files_command, parse_listing
 from agent.duplicity.restore import restore_command
 from agent.errors import NotInBackup, TargetNotEmpty, ThawNeeded, UsageError
 from agent.host import HostContext, open_host
+from agent.metadata import shown
 from agent.offsite.prices import load_prices
 from agent.offsite.push import Store, open_store
 from agent.offsite.s3 import Head
@@ -36,15 +39,16 @@ FREE = '[ -d "$1" ] && [ -z "$(ls -A -- "$1")" ] || ! { [ -e "$1" ] || [ -L "$1"
 Say = Callable[[str], None]
 
 
-def list_offsite(
-    paths: ServerPaths, name: str, target_name: str, time: str | None
-) -> list[tuple[str, datetime]]:
+def list_offsite(paths: ServerPaths, name: str, target_name: str, time: str | None) -> list[Entry]:
     """The files of the host's copy on the target as of `time` (signatures only, which stay
-    STANDARD: never a thaw)."""
+    STANDARD: never a thaw), each name exact (parse_listing)."""
     time = check_time(time)
     sets, store, repository = _open(paths, name, target_name)
-    argv = list_files_command(repository, time=time)
-    return parse_file_list(sets.run_here(argv, env=store.duplicity_env()))
+    with tempfile.TemporaryDirectory(prefix="dupstack-list-") as scratch:
+        log = Path(scratch) / "files.log"
+        argv = list_files_command(repository, time=time, log_file=str(log))
+        printed = sets.run_here(argv, env=store.duplicity_env())
+        return parse_listing(os.fsencode(printed), log.read_text(errors="surrogateescape"))
 
 
 def restore_offsite(
@@ -75,30 +79,56 @@ def restore_offsite(
     parent = Path(to).parent
     if not parent.is_dir():
         raise UsageError(f"--to {to}: {parent} does not exist")
-    what = f"{path or 'everything'} of {name} ({f'as of {time}' if time else 'latest'})"
+    when = f"as of {time}" if time else "latest"
+    what = f"{shown(path) if path else 'everything'} of {name} ({when})"
     # duplicity's dry run makes the target's folders: into a scratch one, never at --to
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(to).name}.planning-") as plan:
-        where = str(Path(plan) / relative_path(path)) if path else str(Path(plan) / "all")
-        dry = ("duplicity", "--dry-run",
-               *restore_command(repository, where, path=path, time=time)[1:])  # fmt: skip
-        needed = required_volumes(sets.run_here(dry, env=store.duplicity_env()))
+        needed = _needed(sets, store, repository, f"{plan}/landing", path, time)
+        if path:  # and the volume of the set's metadata record, re-applied after
+            record = _needed(sets, store, repository, f"{plan}/record", METADATA_RECORD, time)
+            needed += [volume for volume in record if volume not in needed]
     say(f"{what} needs {len(needed)} volume(s) from {target_name}")
     _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
     # into a hidden sibling first: a restore cut off half-way leaves nothing at --to
     scratch = Path(tempfile.mkdtemp(dir=parent, prefix=f".{Path(to).name}.restoring-"))
     try:
-        inside = scratch / "to"
-        where = str(inside / relative_path(path)) if path else str(inside)
-        argv = restore_command(repository, where, path=path, time=time)
+        # duplicity fails on a target whose name is not UTF-8: it lands in a plain one, moved
+        inside, landing = scratch / "to", scratch / "landing"
+        argv = restore_command(repository, str(landing), path=path, time=time)
         say(f"restoring from {target_name} ...")
         sets.run_here(argv, env=store.duplicity_env())
+        placed = inside / relative_path(path) if path else inside
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        landing.rename(placed)
         if Path(to).is_dir():
             Path(to).rmdir()  # empty, as checked
         inside.rename(to)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    say(f"restored {what} from {target_name} to {shlex.quote(target)} on this server")
+    within = relative_path(path) if path else ""
+    report = reapply.here(sets, repository, to, within, time, env=store.duplicity_env())
+    say(f"restored {what} from {target_name} to {shlex.quote(shown(target))} on this server")
+    reapply.told(report, what, "on this server", say)
     return target
+
+
+def _needed(
+    sets: HostContext,
+    store: Store,
+    repository: Repository,
+    where: str,
+    path: str | None,
+    time: str | None,
+) -> list[str]:
+    """The volumes a restore of `path` at `time` reads (duplicity's dry run), none if the
+    path is not in that set."""
+    dry = ("duplicity", "--dry-run", *restore_command(repository, where, path=path, time=time)[1:])
+    try:
+        return required_volumes(sets.run_here(dry, env=store.duplicity_env()))
+    except NotInBackup:
+        if path == METADATA_RECORD:
+            return []  # a set from before the record: the restore says so
+        raise
 
 
 def _open(paths: ServerPaths, name: str, target_name: str) -> tuple[HostContext, Store, Repository]:

@@ -37,8 +37,7 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     if not args.source:
         files = list_files(paths, args.host, args.time)
     else:
-        offsite = list_offsite(paths, args.host, args.source, args.time)
-        files = [Entry(os.fsencode(path), mtime, "") for path, mtime in offsite]
+        files = list_offsite(paths, args.host, args.source, args.time)
     if args.json:
         # ASCII JSON: `path` is the exact name (bytes that are not UTF-8 as \udcXX surrogate
         # escapes, what Python's os functions and argv take back), `path_b64` its bytes

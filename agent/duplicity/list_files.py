@@ -7,7 +7,6 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 
 from agent.duplicity.common import (
     DUPLICITY,
@@ -16,9 +15,6 @@ from agent.duplicity.common import (
     time_flags,
     verbosity_flags,
 )
-from agent.duplicity.status import _asctime
-
-_FILE = re.compile(r"^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) (.+)$")
 
 
 def list_files_command(
@@ -132,13 +128,3 @@ def _is_utf8(name: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def parse_file_list(output: str, root: str = "/") -> list[tuple[str, datetime]]:
-    """(absolute path, modification time) of each file `list-current-files` printed (run with
-    common.environment(): times are UTC); other lines (notices) are skipped."""
-    return [
-        (str(PurePosixPath(root) / match[2]), _asctime(match[1]))
-        for line in output.splitlines()
-        if (match := _FILE.match(line))
-    ]

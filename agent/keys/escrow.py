@@ -115,7 +115,9 @@ when the stack was created (gpg --symmetric, AES256). Key fingerprint:
 With the volume and the passcode alone, a new server gets the keys back:
   - automatically: launch the dupstack *restore* template on this volume with the passcode
     (or run `dupctl init --mode restore --passcode-file -` on a server with dupstack);
-  - by hand, with stock gpg, tar and duplicity (as root, volume mounted at /mnt/vdb):
+  - by hand, with stock gpg, tar and duplicity (as root, volume mounted at /mnt/vdb
+    without writing it: a copy of it, or `mount -o ro,noload`; plain `-o ro` refuses a
+    volume whose server died):
 
     gpg --decrypt /mnt/vdb/.dupstack/escrow.tar.gpg > /root/escrow.tar   # asks the passcode
     tar -xf /root/escrow.tar -C /root                                    # -> /root/dupstack-keys/
@@ -135,9 +137,10 @@ derived from the stack secret; after the steps above:
     WORK=/root H=web1    # H: the host's name (ls /mnt/vdb/hosts shows dup-H)
     export PASSPHRASE="$({{ echo 'dupstack host passphrase v1'; \
         cat "$WORK/dupstack-keys/passphrase"; echo "$H"; }} | sha256sum | cut -d' ' -f1)"
-    duplicity collection-status --archive-dir "$WORK/cache" "file:///mnt/vdb/hosts/dup-$H/backups"
-    duplicity restore --archive-dir "$WORK/cache" "file:///mnt/vdb/hosts/dup-$H/backups" \
-        "/root/restored-$H"
+    TZ=UTC duplicity collection-status --archive-dir "$WORK/cache" \
+        "file:///mnt/vdb/hosts/dup-$H/backups"
+    duplicity restore --numeric-owner --archive-dir "$WORK/cache" \
+        "file:///mnt/vdb/hosts/dup-$H/backups" "/root/restored-$H"
 
 Step by step, without dupstack: docs/disaster-recovery.md in the dupstack sources.
 Shred /root/escrow.tar and /root/dupstack-keys, and remove /root/cache, when done.

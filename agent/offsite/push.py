@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from agent.config.load import HostConfig, OffsiteTarget
 from agent.errors import OffsiteFailed
@@ -27,16 +27,18 @@ from agent.files import sha256_of
 from agent.offsite.credentials import read_credentials
 from agent.offsite.ledger import read_ledger, save_ledger
 from agent.offsite.s3 import S3Store
-from agent.offsite.swift import SwiftStore
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 from agent.runlog import stamp
 from agent.sealing import sealed
 
+if TYPE_CHECKING:
+    from agent.offsite.swift import SwiftStore
+
 ESCROW_HOST = "_escrow"  # the key escrow's folder on a target (no host name starts with _)
 MAX_SINGLE_PUT = 5 << 30  # S3's and Swift's largest single PUT
 Say = Callable[[str], None]
-Store = S3Store | SwiftStore
+Store: TypeAlias = "S3Store | SwiftStore"
 
 
 @dataclass
@@ -54,6 +56,9 @@ def open_store(paths: ServerPaths, target: OffsiteTarget) -> Store:
     """The target's store, its credentials read from their root-only file."""
     credentials = read_credentials(paths, target)
     if target.type == "swift":
+        # imported here: keystoneauth1 and swiftclient only load for a Swift target
+        from agent.offsite.swift import SwiftStore
+
         return SwiftStore(target, credentials)
     return S3Store(target, credentials)
 

@@ -3,6 +3,8 @@ dupstack, recover a host's files from nothing but the volume and the passcode.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shlex
 import subprocess
@@ -27,6 +29,7 @@ from fleet.backup import (
 
 pytestmark = pytest.mark.root
 DOC = Path(__file__).resolve().parents[2] / "docs" / "disaster-recovery.md"
+WHEELHOUSE = Path(__file__).resolve().parents[2] / ".cache" / "wheelhouse"  # duplicity's wheel
 
 
 def procedure(host: str, volume: str) -> str:
@@ -46,20 +49,68 @@ def commands(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.replace("\\\n", " ").splitlines()]
 
 
-def attach_after(bs: Host, fleet: Fleet) -> Path:
-    """Kill `bs`, wait until its volume's loop device is gone, and attach the volume's image
-    again (read-only) as a new device, for another host to mount."""
+def attach_dirty_copy(bs: Host, fleet: Fleet) -> tuple[Path, Path]:
+    """The volume as a server that died leaves it: its image copied while `bs` still has it
+    mounted (never cleanly unmounted: its journal needs recovery), then `bs` killed and the
+    copy attached read-only as a new device, for another host to recover from. (device,
+    image)."""
     assert bs.device is not None
+    bs.run(["sync"])
+    dirty = fleet.dir / "dirty.img"
+    subprocess.run(["cp", "--sparse=always", str(fleet.dir / "vdb.img"), str(dirty)], check=True)
     bs.kill()
     deadline = time.monotonic() + 10
     while Path(f"/sys/block/{bs.device.name}/loop").exists():  # ext4 let go of it
         assert time.monotonic() < deadline, f"{bs.device} is still attached"
         time.sleep(0.05)
-    image = str(fleet.dir / "vdb.img")
-    attach = ["losetup", "--find", "--show", "--read-only", image]
+    header = subprocess.run(["dumpe2fs", "-h", str(dirty)], capture_output=True, text=True)
+    assert "needs_recovery" in header.stdout, "the copy is of a mounted volume"
+    attach = ["losetup", "--find", "--show", "--read-only", str(dirty)]
     device = Path(subprocess.run(attach, check=True, capture_output=True, text=True).stdout.strip())
     fleet.loops.append(device)  # detached when the fleet closes
-    return device
+    return device, dirty
+
+
+# On web1: what duplicity alone does not keep, beside write_tree's files.
+EXTRAS = r"""
+import os, struct
+ANY = 0xFFFFFFFF
+os.chdir("/opt/app")
+with open("linked", "wb") as f:
+    f.write(b"one inode, two names\n")
+os.link("linked", "sub-link")
+with open("tagged", "wb") as f:
+    f.write(b"with attributes\n")
+os.setxattr("tagged", "user.origin", b"web1")
+entries = ((1, 6, ANY), (2, 4, 4242), (4, 4, ANY), (0x10, 4, ANY), (0x20, 0, ANY))
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in entries)
+os.setxattr("tagged", "system.posix_acl_access", acl)
+with open("ping", "wb") as f:
+    f.write(b"pretend binary\n")
+os.chmod("ping", 0o755)
+CAPABILITY = "0100000200040000000000000000000000000000"  # cap_net_bind_service+ep
+os.setxattr("ping", "security.capability", bytes.fromhex(CAPABILITY))
+with open("disk.img", "wb") as f:
+    f.truncate(8 << 20)
+    f.seek(4 << 20)
+    f.write(b"middle")
+os.chown("tagged", 4242, 4343)
+"""
+# Inside a host, in argv[1]: whether argv[2] and [3] are one inode, the xattrs of argv[4] and
+# of ping, the allocated bytes of argv[5].
+FACTS = r"""
+import json, os, sys
+os.chdir(sys.argv[1])
+print(json.dumps([os.stat(sys.argv[2]).st_ino == os.stat(sys.argv[3]).st_ino,
+                  {k: os.getxattr(sys.argv[4], k).hex() for k in sorted(os.listxattr(sys.argv[4]))},
+                  {k: os.getxattr("ping", k).hex() for k in sorted(os.listxattr("ping"))},
+                  os.stat(sys.argv[5]).st_blocks * 512]))
+"""
+
+
+def facts(host: Host, root: str) -> list[object]:
+    argv = ["python3", "-c", FACTS, root, "linked", "sub-link", "tagged", "disk.img"]
+    return json.loads(host.run(argv).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +123,36 @@ def test_the_documented_procedure_restores_a_host_byte_for_byte(fleet: Fleet) ->
     bs = backup_server(fleet)
     web1 = tenant(fleet, bs, "web1", "/opt/app")
     write_tree(web1.path("/opt/app"))
+    web1.run(["python3", "-c", EXTRAS])
     ok(dupctl(bs, "backup", "web1"))
-    volume = attach_after(bs, fleet)  # the server is gone; its volume is attached elsewhere
-    rescue = fleet.add_host("rescue")  # stock duplicity on its PATH, nothing of dupstack
-    assert rescue.run(["sh", "-c", "command -v dupctl"], check=False).returncode != 0
+    [set_time] = [s["time"] for c in json.loads(ok(dupctl(bs, "sets", "web1", "--json")))["chains"]
+                  for s in c["sets"]]  # fmt: skip
+    volume, image = attach_dirty_copy(bs, fleet)  # the server died; its volume elsewhere
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    rescue = fleet.add_host("rescue", duplicity=False)  # nothing of dupstack, no duplicity
+    for tool in ("dupctl", "duplicity"):
+        assert rescue.run(["sh", "-c", f"command -v {tool}"], check=False).returncode != 0
     assert not rescue.path("/etc/duplicity").exists()
+    refused = rescue.run(["mount", "-o", "ro", str(volume), "/mnt"], check=False)
+    assert refused.returncode != 0, "a dirty volume refuses a plain read-only mount"
     script = procedure("web1", str(volume))
     assert PASSCODE not in script and "--passphrase " not in script
+    offline = f"export PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(WHEELHOUSE))}\n"
 
     done = rescue.run(
-        ["bash", "-euo", "pipefail", "-c", script], input=f"{PASSCODE}\n", check=False
+        ["bash", "-euo", "pipefail", "-c", offline + script], input=f"{PASSCODE}\n", check=False
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Chain start time" in done.stdout  # collection-status listed the sets
-    assert tree(rescue.path("/root/restored-web1/opt/app")) == tree(web1.path("/opt/app"))
+    assert set_time in done.stdout.splitlines()  # the set's time, as --time takes it
+    restored = "/root/restored-web1/opt/app"
+    assert tree(rescue.path(restored)) == tree(web1.path("/opt/app"))  # numeric owners too
+    assert facts(rescue, restored) == facts(web1, "/opt/app")  # links, xattrs, ACL, capability
+    assert facts(rescue, restored)[3] < 1 << 20  # the sparse file's holes punched back
     assert not rescue.path("/root/dupstack-recovery").exists()  # secrets are gone
     assert rescue.run(["pgrep", "-f", "dupstack-recovery/gnupg"], check=False).stdout == ""
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before  # never written
 
 
 def test_the_readme_beside_the_escrow_gives_the_procedures_host_commands(tmp_path: Path) -> None:

@@ -148,6 +148,7 @@ def test_urls_and_repository_options() -> None:
 def test_the_passphrase_goes_in_the_environment_with_a_stable_output() -> None:
     assert environment("s3cret") == {
         "PASSPHRASE": "s3cret", "TZ": "UTC", "LC_ALL": "C.UTF-8", "LANGUAGE": "C",
+        "PYTHONIOENCODING": "utf-8:surrogateescape",
     }  # fmt: skip
     with pytest.raises(ValueError, match="non-empty"):
         environment("")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +31,7 @@ from agent.cli import main
 from agent.config.load import load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import Repository, Selection, environment
-from agent.duplicity.list_files import list_files_command, parse_file_list
+from agent.duplicity.list_files import list_files_command
 from agent.duplicity.restore import restore_command
 from agent.duplicity.status import collection_status_command, parse_collection_status
 from agent.host_passphrase import host_passphrase
@@ -171,7 +172,8 @@ def complete_sets(found: dict[str, Any]) -> list[dict[str, Any]]:
 def listed(server: Server, at: str) -> set[str]:
     """The etc/setN files that duplicity list-current-files shows as of `at`."""
     out = server.duplicity(list_files_command(server.repository, time=at))
-    return {path for path, _ in parse_file_list(out) if path.startswith("/etc/set")}
+    printed = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} (etc/set.*)$", re.MULTILINE)
+    return {f"/{path}" for path in printed.findall(out)}
 
 
 def test_every_set_of_every_chain_with_the_times_duplicity_gives_them(

@@ -1,0 +1,86 @@
+"""The set's metadata record re-applied to files just restored (agent/metadata.py): the
+record read from the restored tree when everything came back, else restored on its own from
+the same set, here or on the host. Shared by every restore (volume, host, offsite)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+
+from agent import execute, remote
+from agent.config.load import METADATA_RECORD
+from agent.duplicity.common import Repository
+from agent.duplicity.restore import restore_command
+from agent.errors import NotInBackup, RestoreIncomplete
+from agent.execute import ANY_EXIT, Runner
+from agent.host import HostContext
+from agent.metadata import Report, apply_command
+
+
+def here(
+    sets: HostContext,
+    repository: Repository,
+    folder: str,
+    within: str,
+    time: str | None,
+    env: Mapping[str, str] | None = None,
+) -> Report:
+    """Re-apply to what was restored below `folder` on this server (only `within`, relative
+    to the host's "/"; "" for everything), from `repository` (the volume, or an offsite copy
+    with its `env`)."""
+    if not within:
+        return _apply(execute.LOCAL, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
+    with tempfile.TemporaryDirectory(prefix="dupstack-record-") as scratch:
+        record = os.path.join(scratch, "record")
+        argv = restore_command(repository, record, path=METADATA_RECORD, time=time)
+        done = execute.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, env=env)
+        if _missing(sets, done):
+            return Report(found=False)
+        return _apply(execute.LOCAL, record, folder, within)
+
+
+def on_host(
+    sets: HostContext, host: remote.Session, folder: str, within: str, time: str | None
+) -> Report:
+    """Re-apply on the host to what its duplicity restored below `folder` there."""
+    if not within:
+        return _apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
+    scratch = host.run(("mktemp", "-d", "-t", "dupstack-record.XXXXXXXX")).stdout.strip()
+    try:
+        record = f"{scratch}/record"
+        argv = restore_command(sets.on_host, record, path=METADATA_RECORD, time=time)
+        done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+        if _missing(sets, done):
+            return Report(found=False)
+        return _apply(host, record, folder, within)
+    finally:
+        host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
+
+
+def told(report: Report, what: str, where: str, say: Callable[[str], None]) -> None:
+    """Each line of `report`, then RestoreIncomplete if anything could not be re-applied."""
+    for line in report.lines():
+        say(line)
+    if report.failed:
+        raise RestoreIncomplete(
+            f"{len(report.failed)} of the recorded attributes, links or holes of {what} could "
+            f"not be re-applied {where} (each is listed above); the files' contents are restored",
+            hint="restore onto a filesystem with extended attributes and ACLs (ext4, xfs), or "
+            "re-apply them later from the record: docs/disaster-recovery.md, step 7",
+        )
+
+
+def _missing(sets: HostContext, done: execute.Result) -> bool:
+    """Whether the record's restore found none in the set (older sets have none); other
+    failures are raised."""
+    try:
+        sets.check(done)
+    except NotInBackup:
+        return True
+    return False
+
+
+def _apply(runner: Runner, record: str, folder: str, within: str) -> Report:
+    argv, request = apply_command(record, folder, within)
+    return Report.parse(runner.run(argv, input=request).stdout)

@@ -1,0 +1,125 @@
+"""The metadata record and exact names, without a fleet: the capture and apply scripts run
+here as they run on a host, on real files (ext4 under /tmp, a ramfs for a target without
+xattrs or holes), and duplicity's own listing of odd names parsed back exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.duplicity.common import STABLE_OUTPUT_ENV
+from agent.duplicity.list_files import parse_listing
+from agent.metadata import Report, apply_command, shown
+
+pytestmark = pytest.mark.root
+CHECKOUT = Path(__file__).resolve().parents[2]
+DUPLICITY = str(CHECKOUT / ".venv" / "bin" / "duplicity")
+SCRIPTS = CHECKOUT / "agent" / "data"
+
+
+def capture(paths: list[str], excludes: list[str], record: Path) -> str:
+    request = json.dumps({"paths": paths, "excludes": excludes, "skip": [],
+                          "record": str(record)})  # fmt: skip
+    script = (SCRIPTS / "fsmeta_capture.py").read_text()
+    return subprocess.run(["python3", "-c", script], input=request, capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+
+
+def apply(record: Path, dest: Path, within: str) -> Report:
+    argv, request = apply_command(str(record), str(dest), within)
+    done = subprocess.run(argv, input=request, capture_output=True, text=True, check=True)
+    return Report.parse(done.stdout)
+
+
+def plain_copy(source: bytes, target: bytes) -> None:
+    """Folders and files' bytes only: each file written in full (no hole, no link)."""
+    os.makedirs(target)
+    for entry in os.scandir(source):
+        if entry.is_dir(follow_symlinks=False):
+            plain_copy(entry.path, os.path.join(target, entry.name))
+        else:
+            with (
+                open(entry.path, "rb") as file,
+                open(os.path.join(target, entry.name), "wb") as out,
+            ):
+                out.write(file.read())
+
+
+@pytest.fixture
+def ramfs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "ram"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_record_re_applies_links_holes_and_attributes_and_names_what_cannot(
+    tmp_path: Path, ramfs: Path
+) -> None:
+    source = tmp_path / "src"
+    (source / "skip").mkdir(parents=True)
+    odd = os.fsencode(source) + b"/odd\n\xff"
+    Path(os.fsdecode(odd)).write_bytes(b"x")
+    os.setxattr(odd, "user.k", b"v")
+    (source / "skip" / "f").write_bytes(b"y")
+    os.setxattr(source / "skip" / "f", "user.hidden", b"1")
+    (source / "a").write_bytes(b"linked")
+    os.link(source / "a", source / "b")
+    with open(source / "sparse", "wb") as file:
+        file.truncate(4 << 20)
+        file.write(b"head")
+    record = tmp_path / "record"
+    capture([str(source)], [f"{source}/skip"], record)
+    assert oct(record.stat().st_mode & 0o777) == "0o700"
+    assert b"user.hidden" not in (record / "xattrs").read_bytes()  # excluded as duplicity does
+
+    for dest in (tmp_path / "copy", ramfs):  # as duplicity restores: no links, xattrs, holes
+        plain_copy(os.fsencode(source), os.fsencode(dest / source.relative_to("/")))
+    report = apply(record, tmp_path / "copy", str(source.relative_to("/")))
+    copied = tmp_path / "copy" / source.relative_to("/")
+    assert report.found and not report.failed and not report.absent
+    assert report.applied == {"xattrs": 1, "hardlinks": 1, "sparse": 1}
+    assert (copied / "a").stat().st_ino == (copied / "b").stat().st_ino
+    assert os.getxattr(os.fsencode(copied) + b"/odd\n\xff", "user.k") == b"v"
+    assert (copied / "sparse").stat().st_blocks * 512 < 1 << 20
+
+    failing = apply(record, ramfs, str(source.relative_to("/")))
+    assert f"{shown(odd)}: xattr user.k: Operation not supported" in failing.failed
+    assert any(line.startswith(f"{source}/sparse: holes:") for line in failing.failed)
+    assert any(line.startswith("warning: not re-applied: ") for line in failing.lines())
+
+
+def test_without_a_record_the_restore_says_what_did_not_come_back(tmp_path: Path) -> None:
+    report = apply(tmp_path / "none", tmp_path, "")
+    assert not report.found
+    [line] = report.lines()
+    assert "no metadata record" in line and "hard links" in line
+
+
+def test_every_name_of_a_listing_comes_back_exactly(tmp_path: Path) -> None:
+    """duplicity's log drops names that are not UTF-8, its stdout prints names with newlines
+    over several lines: read together, each is exact (one even holds a fake listing line)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    names = [b"plain", b"new\nline", b"bad\xff\xfe", b"x\xff\nWed Dec  2 21:14:20 2026 fake",
+             b"ok\n\xff", b"tab\there"]  # fmt: skip
+    for name in names:
+        with open(os.fsencode(source) + b"/" + name, "wb") as file:
+            file.write(name)
+    env = {**os.environ, **STABLE_OUTPUT_ENV, "PASSPHRASE": "test"}
+    repository = f"file://{tmp_path}/repo"
+    subprocess.run([DUPLICITY, "full", "--no-print-statistics", str(source), repository],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    log = tmp_path / "files.log"
+    argv = [DUPLICITY, "list-current-files", "--log-file", str(log), repository]
+    printed = subprocess.run(argv, env=env, check=True, capture_output=True).stdout
+    entries = parse_listing(printed, log.read_text(errors="surrogateescape"))
+    assert sorted(entry.path for entry in entries) == sorted([b"/", *(b"/" + n for n in names)])
