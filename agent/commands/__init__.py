@@ -90,7 +90,7 @@ examples:
     actions={"test": notify_test, "stale": notify_stale},
 )
 OFFSITE = Group(
-    help="offsite copies (S3, Glacier, Deep Archive): push, status, plan, prune",
+    help="offsite copies (S3 incl. Glacier and Deep Archive, Swift): push, status, plan, prune",
     description="Copies of every host's sealed sets on the inventory's offsite.targets "
     "(docs/offsite.md); restore and list read them with --from TARGET.",
     examples="""\

@@ -69,6 +69,8 @@ def nul_list(data: bytes) -> list[bytes]:
 def main() -> None:
     request = {key: base64.b64decode(value) for key, value in json.load(sys.stdin).items()}
     record, dest, within = request["record"], request["dest"], request["within"].strip(b"/")
+    if within == b".":  # the root: everything
+        within = b""
     report: dict[str, object] = {"record": False, "xattrs": 0, "hardlinks": 0, "sparse": 0}
     failed: list[list[str]] = []
     absent: set[bytes] = set()

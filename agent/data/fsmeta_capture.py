@@ -77,6 +77,7 @@ def main() -> None:
     os.umask(0o077)
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial, mode=0o700)
+    os.chmod(os.path.dirname(record), 0o700)  # the spool: root's alone, whoever made it
     seen: set[bytes] = set()
     links: dict[tuple[int, int], list[bytes]] = {}
     sparse: list[bytes] = []

@@ -10,9 +10,12 @@ import shlex
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from agent.host_passphrase import host_passphrase
 from agent.keys.escrow import README_TEXT
@@ -29,15 +32,23 @@ from fleet.backup import (
 
 pytestmark = pytest.mark.root
 DOC = Path(__file__).resolve().parents[2] / "docs" / "disaster-recovery.md"
+BUCKET = "offsite-copies"
+CREDENTIALS = "/etc/dupstack/offsite/copy.ini"
 WHEELHOUSE = Path(__file__).resolve().parents[2] / ".cache" / "wheelhouse"  # duplicity's wheel
 
 
 def procedure(host: str, volume: str) -> str:
-    """The doc's one `bash` block, with its host and volume lines set."""
+    """The doc's first `bash` block (from the volume), with its host and volume lines set."""
+    return block(0, H=host, VOLUME=volume)
+
+
+def block(index: int, **settings: str) -> str:
+    """The doc's `bash` block `index` (0: from the volume, 1: from an offsite copy), with
+    the lines that set `settings` set to them."""
     blocks = re.findall(r"^```bash\n(.*?)^```$", DOC.read_text(), re.MULTILINE | re.DOTALL)
-    assert len(blocks) == 1, "the procedure is the doc's only bash block"
-    script = blocks[0]
-    for name, value in (("H", host), ("VOLUME", volume)):
+    assert len(blocks) == 2, "the procedures are the doc's two bash blocks"
+    script = blocks[index]
+    for name, value in settings.items():
         line = re.compile(rf"^{name}=\S+", re.MULTILINE)
         script, count = line.subn(f"{name}={shlex.quote(value)}", script, count=1)
         assert count == 1, f"the procedure sets {name} on a line of its own"
@@ -119,14 +130,50 @@ def fleet() -> Iterator[Fleet]:
         yield fleet
 
 
-def test_the_documented_procedure_restores_a_host_byte_for_byte(fleet: Fleet) -> None:
+@dataclass(frozen=True)
+class World:
+    """bs with web1 backed up once and copied offsite to `endpoint` (moto, on host cloud)."""
+
+    bs: Host
+    web1: Host
+    endpoint: str
+    set_time: str
+
+
+@pytest.fixture(scope="module")
+def world(fleet: Fleet) -> Iterator[World]:
     bs = backup_server(fleet)
     web1 = tenant(fleet, bs, "web1", "/opt/app")
-    write_tree(web1.path("/opt/app"))
-    web1.run(["python3", "-c", EXTRAS])
-    ok(dupctl(bs, "backup", "web1"))
-    [set_time] = [s["time"] for c in json.loads(ok(dupctl(bs, "sets", "web1", "--json")))["chains"]
-                  for s in c["sets"]]  # fmt: skip
+    cloud = fleet.add_host("cloud", duplicity=False)
+    server = ThreadedMotoServer(ip_address=cloud.address, port=0, verbose=False)
+    cloud.call(server.start)
+    endpoint = f"http://{cloud.address}:{server._server.server_port}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        cloud.call(lambda: s3.create_bucket(Bucket=BUCKET))
+        credentials = bs.path(CREDENTIALS)
+        credentials.parent.mkdir(parents=True, exist_ok=True)
+        credentials.write_text("aws_access_key_id = test\naws_secret_access_key = test\n")
+        credentials.chmod(0o600)
+        target = {"type": "s3", "endpoint_url": endpoint, "region": "us-east-1",
+                  "bucket": BUCKET, "credentials_file": CREDENTIALS}  # fmt: skip
+        inventory = bs.path("/etc/duplicity/dupstack.yaml")
+        inventory.write_text(inventory.read_text() + "offsite:\n  targets:\n    copy: "
+                             + json.dumps(target) + "\n")  # fmt: skip
+        write_tree(web1.path("/opt/app"))
+        web1.run(["python3", "-c", EXTRAS])
+        ok(dupctl(bs, "backup", "web1"))
+        ok(dupctl(bs, "offsite", "push", "web1"))  # the escrow with it
+        found = json.loads(ok(dupctl(bs, "sets", "web1", "--json")))
+        [set_time] = [entry["time"] for chain in found["chains"] for entry in chain["sets"]]
+        yield World(bs, web1, endpoint, set_time)
+    finally:
+        cloud.call(server.stop)
+
+
+def test_the_documented_procedure_restores_a_host_byte_for_byte(fleet: Fleet, world: World) -> None:
+    bs, web1, set_time = world.bs, world.web1, world.set_time
     volume, image = attach_dirty_copy(bs, fleet)  # the server died; its volume elsewhere
     before = hashlib.sha256(image.read_bytes()).hexdigest()
     rescue = fleet.add_host("rescue", duplicity=False)  # nothing of dupstack, no duplicity
@@ -169,3 +216,23 @@ def test_the_readme_beside_the_escrow_gives_the_procedures_host_commands(tmp_pat
     derive = f'WORK={tmp_path} H=web1; {recipe[0]}; echo "$PASSPHRASE"'
     done = subprocess.run(["bash", "-c", derive], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == host_passphrase(b"the stack secret\n", "web1")
+
+
+def test_the_offsite_procedure_restores_a_host_from_the_bucket_alone(
+    fleet: Fleet, world: World
+) -> None:
+    rescue = fleet.add_host("rescue-offsite", duplicity=False)  # no volume, no dupstack
+    script = block(1, H="web1", BUCKET=BUCKET, PREFIX="dupstack", ENDPOINT=world.endpoint,
+                   REGION="us-east-1")  # fmt: skip
+    assert PASSCODE not in script
+    offline = f"export PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(WHEELHOUSE))}\n"
+
+    done = rescue.run(["bash", "-euo", "pipefail", "-c", offline + script],
+                      input=f"test\ntest\n{PASSCODE}\n", check=False)  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Chain start time" in done.stdout
+    restored = "/root/restored-web1/opt/app"
+    assert tree(rescue.path(restored)) == tree(world.web1.path("/opt/app"))
+    assert facts(rescue, restored) == facts(world.web1, "/opt/app")
+    assert not rescue.path("/root/dupstack-recovery").exists()

@@ -83,8 +83,14 @@ def test_a_record_re_applies_links_holes_and_attributes_and_names_what_cannot(
 
     for dest in (tmp_path / "copy", ramfs):  # as duplicity restores: no links, xattrs, holes
         plain_copy(os.fsencode(source), os.fsencode(dest / source.relative_to("/")))
-    report = apply(record, tmp_path / "copy", str(source.relative_to("/")))
-    copied = tmp_path / "copy" / source.relative_to("/")
+    assert apply(record, tmp_path / "copy", ".").applied == {
+        "xattrs": 1,
+        "hardlinks": 1,
+        "sparse": 1,
+    }
+    plain_copy(os.fsencode(source), os.fsencode(tmp_path / "again" / source.relative_to("/")))
+    report = apply(record, tmp_path / "again", str(source.relative_to("/")))
+    copied = tmp_path / "again" / source.relative_to("/")
     assert report.found and not report.failed and not report.absent
     assert report.applied == {"xattrs": 1, "hardlinks": 1, "sparse": 1}
     assert (copied / "a").stat().st_ino == (copied / "b").stat().st_ino
