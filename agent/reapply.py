@@ -30,14 +30,25 @@ def here(
     to the host's "/"; "" for everything), from `repository` (the volume, or an offsite copy
     with its `env`)."""
     if not within:
-        return _apply(execute.LOCAL, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
+        return apply(execute.LOCAL, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
     with tempfile.TemporaryDirectory(prefix="dupstack-record-") as scratch:
         record = os.path.join(scratch, "record")
-        argv = restore_command(repository, record, path=METADATA_RECORD, time=time)
-        done = execute.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, env=env)
-        if _missing(sets, done):
+        if not fetch_record(sets, repository, record, time, env):
             return Report(found=False)
-        return _apply(execute.LOCAL, record, folder, within)
+        return apply(execute.LOCAL, record, folder, within)
+
+
+def fetch_record(
+    sets: HostContext,
+    repository: Repository,
+    record: str,
+    time: str | None,
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    """Restore the set's record alone to `record` here; False if the set has none."""
+    argv = restore_command(repository, record, path=METADATA_RECORD, time=time)
+    done = execute.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, env=env)
+    return not _missing(sets, done)
 
 
 def on_host(
@@ -45,7 +56,7 @@ def on_host(
 ) -> Report:
     """Re-apply on the host to what its duplicity restored below `folder` there."""
     if not within:
-        return _apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
+        return apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
     scratch = host.run(("mktemp", "-d", "-t", "dupstack-record.XXXXXXXX")).stdout.strip()
     try:
         record = f"{scratch}/record"
@@ -53,7 +64,7 @@ def on_host(
         done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
         if _missing(sets, done):
             return Report(found=False)
-        return _apply(host, record, folder, within)
+        return apply(host, record, folder, within)
     finally:
         host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
 
@@ -81,6 +92,7 @@ def _missing(sets: HostContext, done: execute.Result) -> bool:
     return False
 
 
-def _apply(runner: Runner, record: str, folder: str, within: str) -> Report:
+def apply(runner: Runner, record: str, folder: str, within: str) -> Report:
+    """Re-apply `record` (a path where `runner` runs) to `within` below `folder` there."""
     argv, request = apply_command(record, folder, within)
     return Report.parse(runner.run(argv, input=request).stdout)

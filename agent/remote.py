@@ -16,6 +16,7 @@ import logging
 import os
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -247,6 +248,48 @@ class Session:
                 + (f": {last[0]}" if last[0] else "")
             )
         return result
+
+    def feed(
+        self, argv: Sequence[str], source: IO[bytes], ok_codes: Sequence[int] = (0,)
+    ) -> Result:
+        """Run `argv` on the host with the bytes of `source` as its stdin (a tar stream, too
+        large and not text: invoke's streams are neither); RemoteCommandFailed as for run."""
+        command = remote_command(argv, self.host.user, secret=False)
+        logger.debug("run on %s, fed: %s", self.host.name, command)
+        transport = self.connection.client.get_transport()
+        if transport is None:
+            raise RemoteCommandFailed(f"{self.host.name}: the SSH connection is closed")
+        channel = transport.open_session()
+        channel.set_combine_stderr(True)
+        output: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(channel, output), daemon=True)
+        try:
+            channel.exec_command(command)
+            reader.start()
+            try:
+                while chunk := source.read(1 << 20):
+                    channel.sendall(chunk)
+            except OSError:  # the command ended early: its exit code and output say why
+                pass
+            channel.shutdown_write()
+            code = channel.recv_exit_status()
+            reader.join()
+        finally:
+            channel.close()
+        said = b"".join(output).decode(errors="replace")
+        if code not in ok_codes:
+            last = said.strip().splitlines()[-1:] or [""]
+            raise RemoteCommandFailed(
+                f"{self.host.name}: {shlex.join(argv)} exited {code}"
+                + (f": {last[0]}" if last[0] else "")
+            )
+        return Result(code, said, "")
+
+
+def _drain(channel: paramiko.Channel, into: list[bytes]) -> None:
+    """Read what a command prints until it ends: a full window would stall its input."""
+    while data := channel.recv(1 << 16):
+        into.append(data)
 
 
 @contextmanager

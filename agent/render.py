@@ -163,13 +163,14 @@ def print_schedule(jobs: list[dict[str, Any]]) -> None:
 
 
 def print_offsite_status(entries: list[dict[str, Any]]) -> None:
-    table = _table("host", "target", "sets copied", "pending", "objects", "size", "last push",
-                   "thaws")  # fmt: skip
+    table = _table("host", "target", "sets copied", "pending", "objects", "size", "a month",
+                   "last push", "thaws")  # fmt: skip
     for entry in entries:
         objects = ", ".join(f"{cls} {n}" for cls, n in sorted(entry["objects_by_class"].items()))
         table.add_row(
             entry["host"], entry["target"], str(entry["sets_copied"]), str(entry["sets_pending"]),
             objects or "-", f"{sum(entry['bytes_by_class'].values()) // 1024} KiB",
-            _minute(entry["last_push"]) or "never", str(entry["thaws_requested"]),
+            f"${entry['usd_per_month']:.4f}", _minute(entry["last_push"]) or "never",
+            str(entry["thaws_requested"]),
         )  # fmt: skip
     print_table(table)

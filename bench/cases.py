@@ -7,10 +7,13 @@ then torn down. Only the Command returned by `run()` is timed.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -18,8 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agent.config.load import load_inventory
+from agent.paths import ServerPaths
+from agent.sealing import sealed
 from bench.dataset import Dataset, Mutation, mutate
 from bench.measure import SECRET_FD, Command, run_checked
+from bench.offsite import (
+    BUCKET,
+    HOST,
+    PREFIX,
+    REPO,
+    TARGET,
+    MotoServer,
+    clean_env,
+    client_options,
+    forget_pushes,
+    write_root,
+)
 from bench.sshd import LoopbackSshd
 from bench.tenants import DATA, BenchFleet, acquire, release
 
@@ -105,6 +123,7 @@ def duplicity_command(
     url: str,
     archive: Path,
     extra: Sequence[str] = (),
+    volsize: int = VOLSIZE_MB,
 ) -> Command:
     """`duplicity ACTION` as dupstack will run it: symmetric, PASSPHRASE in the environment."""
     argv = [
@@ -117,7 +136,7 @@ def duplicity_command(
         "--tempdir",
         ctx.env()["TMPDIR"],
         "--volsize",
-        str(VOLSIZE_MB),
+        str(volsize),
         *extra,
         str(source),
         url,
@@ -456,6 +475,146 @@ class DupctlBackupN(_FleetCase):
         bench.reset(*self.hosts)
         argv = ["dupctl", "backup", "--all", "--jobs", str(len(self.hosts)), "--full"]
         return Command(bench.on_server(argv), extra_roots=bench.roots(self.hosts))
+
+
+# ==========================================================================================
+# offsite cases: one host's set, a duplicity full of the dataset in OFFSITE_VOLSIZE_MB volumes,
+# copied to moto's S3 on 127.0.0.1 (bench/offsite.py) by plain boto3 and by `dupctl offsite
+# push`. Each case has a server of its own; every repeat starts from a new, empty bucket.
+# ==========================================================================================
+
+OFFSITE_VOLSIZE_MB = 50  # a full at --scale 1 (~250 MB) is several volumes
+DUPCTL = Path(sys.executable).with_name("dupctl")  # beside the runner's Python: the venv's
+_OFFSITE_SETS: dict[Path, Path] = {}  # dataset root -> the folder its set was made in
+
+
+def _offsite_set(ctx: Context, folder: Path) -> None:
+    """The dataset's full into `folder`: made by the first offsite case set up, hard links to
+    the same files for the next (the same bytes, still root's: sealed, if root made them)."""
+    if (made := _OFFSITE_SETS.get(ctx.dataset.root)) is not None:
+        for file in made.iterdir():
+            os.link(file, folder / file.name)
+        return
+    archive = ctx.workdir / "archive"
+    url = f"file://{folder}"
+    full = duplicity_command(
+        ctx, "full", ctx.dataset.root, url, archive, volsize=OFFSITE_VOLSIZE_MB
+    )
+    run_checked(full, ctx.workdir / "setup-full.log")
+    _OFFSITE_SETS[ctx.dataset.root] = folder
+
+
+class _OffsiteCase(Case):
+    """A copy of the set to a moto server of the case's own, checked object by object."""
+
+    server: MotoServer | None = None
+    files: dict[str, int]  # the set: {name: size}
+
+    @abstractmethod
+    def set_folder(self, ctx: Context, server: MotoServer) -> Path:
+        """Make and return the (empty) folder the case copies the set from."""
+
+    def setup(self, ctx: Context) -> None:
+        self.server = MotoServer(ctx.workdir / "moto")
+        self.server.start()
+        folder = self.set_folder(ctx, self.server)
+        _offsite_set(ctx, folder)
+        self.files = {file.name: file.stat().st_size for file in folder.iterdir()}
+        if sum(name.endswith(".manifest.gpg") for name in self.files) != 1:
+            raise RuntimeError(f"not one set: {sorted(self.files)}")
+
+    def moto(self) -> MotoServer:
+        assert self.server is not None, "setup() did not run"
+        return self.server
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        """Bytes in the bucket; raise unless it holds the set exactly, under PREFIX/HOST/."""
+        there = self.moto().objects()
+        wanted = {f"{PREFIX}/{HOST}/{name}": size for name, size in self.files.items()}
+        if wrong := sorted(
+            k for k in wanted.keys() | there.keys() if there.get(k) != wanted.get(k)
+        ):
+            raise RuntimeError(
+                f"the bucket holds {len(there)} objects, the set {len(wanted)} files; "
+                f"missing, extra or of another size: {', '.join(wrong[:3])}"
+            )
+        return sum(there.values())
+
+    def teardown(self, ctx: Context) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@register
+class Boto3Put(_OffsiteCase):
+    """The floor of an offsite copy: one put_object per file of the set, one after another,
+    with dupstack's client settings; nothing checked, nothing recorded."""
+
+    name = "boto3-put"
+    title = "boto3 put_object per file of one set, to moto S3 on 127.0.0.1"
+    folder: Path
+
+    def set_folder(self, ctx: Context, server: MotoServer) -> Path:
+        self.folder = ctx.workdir / "set"
+        self.folder.mkdir()
+        return self.folder
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        server = self.moto()
+        server.empty_bucket()
+        argv = [
+            *clean_env(ctx.workdir, keys=True),
+            sys.executable, "-m", "bench.offsite", "put",
+            server.endpoint, BUCKET, f"{PREFIX}/{HOST}", str(self.folder),
+            "--client-config", json.dumps(client_options()),
+        ]  # fmt: skip
+        return Command(argv, cwd=REPO)
+
+
+@register
+class DupctlOffsitePush(_OffsiteCase):
+    """`dupctl offsite push` of the host whose sealed files are the same set: what it adds to
+    the plain upload (start-up, inventory, lock, listing, a sha256 of each file, checksums the
+    server checks, a HEAD per object, the ledger written after each, manifests last; objects
+    go `concurrency` at a time, 4 by default)."""
+
+    name = "dupctl-offsite-push"
+    title = "dupctl offsite push of the same set, to moto S3 on 127.0.0.1"
+    baseline = "boto3-put"
+    root: Path
+
+    def set_folder(self, ctx: Context, server: MotoServer) -> Path:
+        if os.geteuid() != 0:
+            raise RuntimeError("needs root: dupctl runs as root and pushes root's (sealed) files")
+        self.root = ctx.workdir / "root"
+        return write_root(self.root, server.endpoint, OFFSITE_VOLSIZE_MB)
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        paths = ServerPaths.from_root(self.root)
+        if sorted(sealed(paths, load_inventory(paths).host(HOST))) != sorted(self.files):
+            raise RuntimeError(f"dupctl does not see the set as sealed in {self.root}")
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        self.moto().empty_bucket()
+        forget_pushes(self.root)  # else it skips what it pushed before, or finds it gone
+        argv = [*clean_env(ctx.workdir), str(DUPCTL), "--root", str(self.root),
+                "offsite", "push", HOST, "--target", TARGET]  # fmt: skip
+        return Command(argv)
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        size = super().output_bytes(ctx, repeat)
+        objects = len(self.files)
+        volumes = sum(".difftar." in name for name in self.files)
+        set_bytes = sum(self.files.values())
+        bound = math.ceil(set_bytes / (OFFSITE_VOLSIZE_MB << 20)) + 3
+        ctx.notes["objects per set"] = (
+            f"{objects} ({volumes} volumes, manifest, signatures) for a set of "
+            f"{set_bytes / 1e6:.1f} MB at volsize {OFFSITE_VOLSIZE_MB} MiB; bound "
+            f"ceil(size / volsize) + 3 = {bound}: {'holds' if objects <= bound else 'EXCEEDED'}"
+        )
+        return size
 
 
 def selected(names: Sequence[str] | None) -> list[type[Case]]:

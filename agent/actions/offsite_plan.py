@@ -3,6 +3,7 @@ volume or for a hypothetical host. Arithmetic only (agent/offsite/plan.py): no n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,37 @@ from agent.runlog import read_drill
 from agent.sealing import sealed
 
 
-def _about(prices: plan.Prices, override: Path | None) -> dict[str, Any]:
+def _about(prices: plan.Prices, override: Path | None, config: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "as_of": prices.as_of,
         "region": prices.region,
         "file": str(PRICES_FILE),
+        "inventory": bool(config),  # whether its offsite.prices changed any
         "override": str(override) if override else None,
     }
 
 
+def _configured(paths: ServerPaths) -> Mapping[str, Any]:
+    """The inventory's offsite.prices, for a hypothetical plan: none where there is no
+    inventory or it is not readable (not root), as before `dupctl init`."""
+    try:
+        with paths.config_file.open():
+            pass
+    except OSError:
+        return {}
+    return load_inventory(paths).prices
+
+
 def plan_workload(
+    paths: ServerPaths,
     workload: plan.Workload,
     storage_class: str,
     retention: plan.Retention,
     override: Path | None = None,
 ) -> dict[str, Any]:
     """The plan of a hypothetical host."""
-    prices = load_prices(storage_class, override)
+    config = _configured(paths)
+    prices = load_prices(storage_class, override, config)
     figures = plan.plan(
         plan.full_set(workload),
         plan.incremental_set(workload),
@@ -49,7 +64,7 @@ def plan_workload(
             "change_percent": workload.change_percent,
         },
         **figures,
-        "prices": _about(prices, override),
+        "prices": _about(prices, override, config),
     }
 
 
@@ -66,11 +81,11 @@ def plan_hosts(
     inventory = load_inventory(paths)
     for name in names:
         inventory.host(name)  # an unknown name is an error before any work
-    prices = load_prices(storage_class, override)
+    prices = load_prices(storage_class, override, inventory.prices)
     return [
         {
             **_host_plan(paths, inventory.host(name), retention, prices),
-            "prices": _about(prices, override),
+            "prices": _about(prices, override, inventory.prices),
         }
         for name in dict.fromkeys(names) or sorted(inventory.hosts)
     ]

@@ -39,7 +39,7 @@ def offsite_prune(
     inventory = load_inventory(paths)
     targets = inventory.chosen_targets(target_names)
     hosts = inventory.chosen_hosts(names)
-    prices = {name: load_prices(name) for name in CLASSES}
+    prices = {name: load_prices(name, config=inventory.prices) for name in CLASSES}
     now = datetime.now(UTC)
     records: list[dict[str, Any]] = []
     failures = 0

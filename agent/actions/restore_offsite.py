@@ -12,20 +12,32 @@ once, naming them with each tier's time, never in duplicity's retry loop.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
+import stat
+import subprocess
 import tempfile
 import time as clock
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from agent import execute, reapply
+from agent import execute, reapply, remote
 from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import Repository, backup_name, relative_path
 from agent.duplicity.list_files import Entry, list_files_command, parse_listing
 from agent.duplicity.restore import restore_command
-from agent.errors import NotInBackup, TargetNotEmpty, ThawNeeded, UsageError
+from agent.errors import (
+    NotInBackup,
+    RemoteCommandFailed,
+    RestoreIncomplete,
+    TargetNotEmpty,
+    ThawNeeded,
+    UsageError,
+)
+from agent.execute import ANY_EXIT, Runner
 from agent.host import HostContext, open_host
 from agent.metadata import shown
 from agent.offsite.prices import load_prices
@@ -35,15 +47,35 @@ from agent.offsite.thaw import Ticket, poll, required_volumes, tiers_for
 from agent.paths import ServerPaths
 from agent.times import check_time
 
-FREE = '[ -d "$1" ] && [ -z "$(ls -A -- "$1")" ] || ! { [ -e "$1" ] || [ -L "$1" ]; }'
+# `sh -c FREE sh PATH [empty-ok]`: exit 0 if PATH is missing (or, with a 2nd word, an empty
+# folder), 1 if anything is there, even a dangling link.
+FREE = (
+    '{ [ -n "$2" ] && [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } '
+    '|| ! { [ -e "$1" ] || [ -L "$1" ]; }'
+)
+# python3 -c MOVE FROM TO on the host: the shipped restore moved to its name (not UTF-8, maybe)
+MOVE = (
+    "import os, sys; os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); "
+    "os.rename(sys.argv[1], sys.argv[2])"
+)
+RECORD = METADATA_RECORD.lstrip("/")
+TYPES = {"reg": stat.S_IFREG, "dir": stat.S_IFDIR, "sym": stat.S_IFLNK, "fifo": stat.S_IFIFO,
+         "sock": stat.S_IFSOCK, "chr": stat.S_IFCHR, "blk": stat.S_IFBLK}  # fmt: skip
 Say = Callable[[str], None]
+Opened = tuple[HostContext, Store, Repository]
 
 
-def list_offsite(paths: ServerPaths, name: str, target_name: str, time: str | None) -> list[Entry]:
+def list_offsite(
+    paths: ServerPaths,
+    name: str,
+    target_name: str,
+    time: str | None,
+    opened: Opened | None = None,
+) -> list[Entry]:
     """The files of the host's copy on the target as of `time` (signatures only, which stay
     STANDARD: never a thaw), each name exact (parse_listing)."""
     time = check_time(time)
-    sets, store, repository = _open(paths, name, target_name)
+    sets, store, repository = opened or _open(paths, name, target_name)
     with tempfile.TemporaryDirectory(prefix="dupstack-list-") as scratch:
         log = Path(scratch) / "files.log"
         argv = list_files_command(repository, time=time, log_file=str(log))
@@ -58,58 +90,180 @@ def restore_offsite(
     *,
     path: str | None,
     time: str | None,
-    to: str,
+    to: str | None,
+    to_host: bool = False,
+    ssh: remote.Ssh | None = None,
     thaw: str | None,
     days: int,
     wait: bool,
     say: Say,
 ) -> str:
     """Restore `path` (None: everything) of host `name` as of `time` from the target into
-    folder `to` here, thawing what it needs; where it went."""
+    folder `to` here, or with `to_host` onto the host (in place, or into its folder `to`),
+    thawing what it needs; where it went. The restore is checked against the set's listing:
+    what did not come back is named (RestoreIncomplete), as is what could not be re-applied."""
     time = check_time(time)
-    if path is not None and not path.startswith("/"):
-        raise UsageError(f"--path must be absolute, as on the host: {path!r}")
-    if not to.startswith("/"):
-        raise UsageError(f"--to must be an absolute path: {to!r}")
+    if path is not None:
+        if not path.startswith("/"):
+            raise UsageError(f"--path must be absolute, as on the host: {shown(path)!r}")
+        path = str(PurePosixPath(path))
+    if to is None and not to_host:
+        raise UsageError("say where to restore: --to DIR (on this server) or --to-host")
+    if to_host and not (to or path):
+        raise UsageError("restoring everything in place is refused", hint="add --to DIR")
+    if to is not None and not to.startswith("/"):
+        raise UsageError(f"--to must be an absolute path: {shown(to)!r}")
     sets, store, repository = _open(paths, name, target_name)
-    target = str(PurePosixPath(to) / relative_path(path)) if path else to
-    if execute.run(("sh", "-c", FREE, "sh", to), ok_codes=(0, 1)).exit_code:
-        raise TargetNotEmpty(f"{to} exists and is not empty: restore never overwrites",
-                             hint="restore into a new or empty folder")  # fmt: skip
-    parent = Path(to).parent
-    if not parent.is_dir():
-        raise UsageError(f"--to {to}: {parent} does not exist")
+    folder = to or "/"
+    target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
     when = f"as of {time}" if time else "latest"
     what = f"{shown(path) if path else 'everything'} of {name} ({when})"
-    # duplicity's dry run makes the target's folders: into a scratch one, never at --to
-    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{Path(to).name}.planning-") as plan:
-        needed = _needed(sets, store, repository, f"{plan}/landing", path, time)
-        if path:  # and the volume of the set's metadata record, re-applied after
-            record = _needed(sets, store, repository, f"{plan}/record", METADATA_RECORD, time)
-            needed += [volume for volume in record if volume not in needed]
-    say(f"{what} needs {len(needed)} volume(s) from {target_name}")
-    _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
-    # into a hidden sibling first: a restore cut off half-way leaves nothing at --to
-    scratch = Path(tempfile.mkdtemp(dir=parent, prefix=f".{Path(to).name}.restoring-"))
+    where = f"on {name}" if to_host else "on this server"
+    within = relative_path(path) if path else ""
+    if to_host:
+        if ssh is None:
+            raise UsageError("a restore onto the host needs the server's SSH key")
+        with remote.session(ssh, sets.host) as host:  # refused before any thaw is asked
+            _check_free(host, folder if to else target, bool(to), where)
+        stage = paths.volume_state_dir / "restoring"
+        stage.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        _check_free(execute.LOCAL, folder, True, where)
+        stage = Path(folder).parent
+        if not stage.is_dir():
+            raise UsageError(f"--to {shown(folder)}: {shown(str(stage))} does not exist")
+    # duplicity's dry run makes the target's folders: into a scratch one, never at --to;
+    # then the restore into a hidden sibling: one cut off half-way leaves nothing at --to
+    scratch = Path(tempfile.mkdtemp(dir=stage, prefix=".dupstack-restoring-"))
     try:
+        needed = _needed(sets, store, repository, f"{scratch}/plan", path, time)
+        if path:  # and the volume of the set's metadata record, re-applied after
+            record = _needed(sets, store, repository, f"{scratch}/plan-record", METADATA_RECORD,
+                             time)  # fmt: skip
+            needed += [volume for volume in record if volume not in needed]
+        shutil.rmtree(scratch / "plan", ignore_errors=True)
+        shutil.rmtree(scratch / "plan-record", ignore_errors=True)
+        say(f"{what} needs {len(needed)} volume(s) from {target_name}")
+        _thaw(paths, sets, store, needed, thaw=thaw, days=days, wait=wait, say=say)
         # duplicity fails on a target whose name is not UTF-8: it lands in a plain one, moved
-        inside, landing = scratch / "to", scratch / "landing"
+        landing = scratch / "landing"
         argv = restore_command(repository, str(landing), path=path, time=time)
         say(f"restoring from {target_name} ...")
         sets.run_here(argv, env=store.duplicity_env())
-        placed = inside / relative_path(path) if path else inside
-        placed.parent.mkdir(parents=True, exist_ok=True)
-        landing.rename(placed)
-        if Path(to).is_dir():
-            Path(to).rmdir()  # empty, as checked
-        inside.rename(to)
+        listing = list_offsite(paths, name, target_name, time, opened=(sets, store, repository))
+        missing = not_restored(listing, path, landing)
+        if not missing:
+            say(f"checked against the set's listing: every file of {what} came back")
+        if to_host:
+            assert ssh is not None
+            report = _ship(sets, ssh, store, repository, scratch, folder, target, within, time)
+        else:
+            inside = scratch / "to"
+            placed = inside / relative_path(path) if path else inside
+            placed.parent.mkdir(parents=True, exist_ok=True)
+            landing.rename(placed)
+            if Path(folder).is_dir():
+                Path(folder).rmdir()  # empty, as checked
+            inside.rename(folder)
+            report = reapply.here(sets, repository, folder, within, time, env=store.duplicity_env())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    within = relative_path(path) if path else ""
-    report = reapply.here(sets, repository, to, within, time, env=store.duplicity_env())
-    say(f"restored {what} from {target_name} to {shlex.quote(shown(target))} on this server")
-    reapply.told(report, what, "on this server", say)
+    say(f"restored {what} from {target_name} to {shlex.quote(shown(target))} {where}")
+    if missing:
+        for line in report.lines():
+            say(line)
+        names = ", ".join(shown(os.fsdecode(name)) for name in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise RestoreIncomplete(
+            f"{len(missing)} file(s) of {what} that {target_name}'s set lists did not come "
+            f"back: {names}{more}; the rest is restored {where}",
+            hint=f"restore those again into a new folder (--path P --to DIR); if they stay "
+            f"missing, the copy on {target_name} is damaged: `dupctl offsite push --target "
+            f"{target_name}` re-copies what differs from the volume",
+        )
+    reapply.told(report, what, where, say)
     return target
+
+
+def _check_free(runner: Runner, place: str, empty_ok: bool, where: str) -> None:
+    """TargetNotEmpty unless `place` is missing (or, `empty_ok`, an empty folder)."""
+    checked = ("sh", "-c", FREE, "sh", place, *(("empty-ok",) if empty_ok else ()))
+    if runner.run(checked, ok_codes=(0, 1)).exit_code:
+        raise TargetNotEmpty(
+            f"{shown(place)} exists{' and is not empty' if empty_ok else ''} {where}: "
+            "restore never overwrites",
+            hint="restore into a new or empty folder with --to DIR, or move it away",
+        )
+
+
+def not_restored(listing: list[Entry], path: str | None, landing: Path) -> list[bytes]:
+    """Each file the set lists (below `path`) that is not in the tree restored at `landing`
+    as the type it was: duplicity may log a file it could not restore and go on."""
+    base = os.fsencode(path or "/")
+    missing = []
+    for entry in listing:
+        if entry.path != base and not entry.path.startswith(base.rstrip(b"/") + b"/"):
+            continue
+        below = os.path.relpath(entry.path, base)
+        restored = (
+            os.fsencode(landing) if below == b"." else os.path.join(os.fsencode(landing), below)
+        )
+        try:
+            kind = stat.S_IFMT(os.lstat(restored).st_mode)
+        except OSError:
+            missing.append(entry.path)
+            continue
+        if TYPES.get(entry.type, kind) != kind:
+            missing.append(entry.path)
+    return missing
+
+
+def _ship(
+    sets: HostContext,
+    ssh: remote.Ssh,
+    store: Store,
+    repository: Repository,
+    scratch: Path,
+    folder: str,
+    target: str,
+    within: str,
+    time: str | None,
+) -> reapply.Report:
+    """Move the tree restored at `scratch`/landing onto the host at `target` (a tar stream
+    over SSH, owners by number, holes kept) with the set's metadata record beside it, and
+    re-apply the record there."""
+    if within and not reapply.fetch_record(sets, repository, str(scratch / "record"), time,
+                                           store.duplicity_env()):  # fmt: skip
+        within_report: reapply.Report | None = reapply.Report(found=False)
+    else:
+        within_report = None
+    shipped = [name for name in ("landing", "record") if (scratch / name).exists()]
+    packed = ("tar", "--create", "--file=-", "--numeric-owner", "--sparse",
+              f"--directory={scratch}", "--", *shipped)  # fmt: skip
+    base = PurePosixPath(target).parent
+    while not _utf8(str(base)):
+        base = base.parent
+    there = str(base / f".dupstack-restore-{secrets.token_hex(6)}")
+    unpack = ("tar", "--extract", "--file=-", "--numeric-owner", "--same-owner",
+              "--preserve-permissions", f"--directory={there}")  # fmt: skip
+    with remote.session(ssh, sets.host) as host:
+        host.run(("mkdir", "-p", "--", str(base)))
+        host.run(("mkdir", "-m", "0700", "--", there))
+        try:
+            with subprocess.Popen(packed, stdout=subprocess.PIPE) as tar:
+                assert tar.stdout is not None
+                host.feed(unpack, tar.stdout)
+            if tar.returncode:
+                raise RemoteCommandFailed(f"tar of the restored files exited {tar.returncode}")
+            # checked again: what appeared there while the volumes thawed is never replaced
+            _check_free(host, target, target == folder, f"on {sets.name}")
+            host.run(("python3", "-c", MOVE, f"{there}/landing", target))
+            if within_report is not None:
+                return within_report
+            record = f"{there}/record" if within else os.path.join(target, RECORD)
+            return reapply.apply(host, record, folder, within)
+        finally:
+            host.run(("rm", "-rf", "--", there), ok_codes=ANY_EXIT)
 
 
 def _needed(
@@ -131,7 +285,7 @@ def _needed(
         raise
 
 
-def _open(paths: ServerPaths, name: str, target_name: str) -> tuple[HostContext, Store, Repository]:
+def _open(paths: ServerPaths, name: str, target_name: str) -> Opened:
     sets = open_host(paths, name, need_backup=False)  # the volume's copy may be gone
     offsite = sets.inventory.target(target_name)
     store = open_store(paths, offsite)
@@ -175,7 +329,7 @@ def _thaw(
         tiers: dict[str, tuple[str, timedelta]] = {}
         for volume in archived:
             tiers.update(tiers_for(classes[volume]))
-        costs = _costs(archived, classes, heads)
+        costs = _costs(archived, classes, heads, sets.inventory.prices)
         choices = "; ".join(f"{tier}: {text}, about ${costs.get(tier, 0):.2f}"
                             for tier, (text, _) in tiers.items())  # fmt: skip
         shown = ", ".join(archived[:10]) + (
@@ -231,14 +385,26 @@ def _thaw(
 
 
 def _costs(
-    archived: list[str], classes: dict[str, str], heads: dict[str, Head]
+    archived: list[str],
+    classes: dict[str, str],
+    heads: dict[str, Head],
+    config: Mapping[str, Any],
 ) -> dict[str, float]:
     """What thawing `archived` costs per tier: retrieval per GB, and per request."""
     costs: dict[str, float] = {}
     for volume in archived:
-        prices = load_prices(classes[volume])
+        prices = load_prices(classes[volume], config=config)
         for tier in prices.volumes.retrieval:
             gb = heads[volume].size / prices.bytes_per_gb
             cost = gb * tier.usd_per_gb + tier.requests_usd_per_1000 / 1000
             costs[tier.name] = costs.get(tier.name, 0.0) + cost
     return costs
+
+
+def _utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -26,7 +26,8 @@ DESCRIPTION = (
     "sealed sets on the volume (the latest full and incremental), or of a hypothetical host "
     "(--files and --file-size), beside a per-file sync of the same data. Manifests and "
     "signatures are priced in STANDARD, volumes in --storage-class; backups daily. Prices: "
-    "agent/data/prices.json (AWS us-east-1, dated), --prices FILE overrides its keys."
+    "agent/data/prices.json (AWS us-east-1, dated), with the inventory's offsite.prices and "
+    "then --prices FILE overriding its keys."
 )
 EXAMPLES = """\
 examples:
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
             args.volsize or defaults.volsize_mib,
             defaults.change_percent if args.change_percent is None else args.change_percent,
         )
-        plans = [plan_workload(workload, args.storage_class, retention, args.prices)]
+        plans = [plan_workload(paths, workload, args.storage_class, retention, args.prices)]
     if args.json:
         print(json.dumps(plans if args.files is None else plans[0], indent=2))
     else:
@@ -157,7 +158,11 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
 def _print_plan(entry: dict[str, Any]) -> None:
     """One plan as a table: the per-file sync beside dupstack, then the retention's lines."""
     prices = entry["prices"]
-    priced = f"prices of {prices['region'] or 'no region'} as of {prices['as_of']}"
+    changed = ["the inventory's offsite.prices"] if prices["inventory"] else []
+    changed += [prices["override"]] if prices["override"] else []
+    priced = ", ".join(
+        [f"prices of {prices['region'] or 'no region'} as of {prices['as_of']}", *changed]
+    )
     if "host" in entry:
         stored = entry["on_volume"]
         title = f"{entry['host']}: {entry['sets']} sets on the volume" + (

@@ -10,10 +10,11 @@ from agent.actions.offsite_status import offsite_status
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
-HELP = "per host and target: sets copied and pending, objects and bytes by class, last push"
+HELP = "per host and target: sets copied and pending, objects and bytes by class, cost a month"
 DESCRIPTION = (
     "Read from this server's push ledgers and thaw tickets (no request to any target): what "
-    "the last checked push left offsite. The cost of it: `dupctl offsite plan`."
+    "the last checked push left offsite, and a month of storing it (its objects in their "
+    "classes, minimum sizes and per-object overhead included; prices as for `offsite plan`)."
 )
 EXAMPLES = """\
 examples:

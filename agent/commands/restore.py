@@ -32,6 +32,7 @@ examples:
   dupctl restore db1 --database app --into /srv/app/app.db.restored   # sqlite
   dupctl restore web1 --from glacier --path /etc/hosts --to /root/r            # offsite
   dupctl restore web1 --from glacier --to /root/r --thaw bulk --days 3 --no-wait
+  dupctl restore web1 --from glacier --path /etc/nginx --to-host --thaw standard
 """
 
 
@@ -49,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--into", metavar="NEW", help="with --database: the new database (or file) it goes into"
     )
-    offsite = parser.add_argument_group("from an offsite copy (onto this server, --to DIR)")
+    offsite = parser.add_argument_group(
+        "from an offsite copy (onto this server with --to DIR, or onto the host with --to-host)"
+    )
     offsite.add_argument(
         "--from",
         dest="source",
@@ -83,18 +86,16 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
             time=args.time, into=args.into, say=say,
         )  # fmt: skip
         return 0
+    to = args.to if args.to is None or args.to_host else os.path.abspath(args.to)
     if args.source is not None:
-        if args.to_host or args.to is None:
-            raise UsageError("--from restores onto this server: give --to DIR (not --to-host)")
         restore_offsite(
-            paths, args.host, args.source, path=args.path, time=args.time,
-            to=os.path.abspath(args.to), thaw=args.thaw, days=args.days,
-            wait=not args.no_wait, say=say,
+            paths, args.host, args.source, path=args.path, time=args.time, to=to,
+            to_host=args.to_host, ssh=remote.Ssh.of_server(paths) if args.to_host else None,
+            thaw=args.thaw, days=args.days, wait=not args.no_wait, say=say,
         )  # fmt: skip
         return 0
     if args.thaw or args.no_wait:
         raise UsageError("--thaw and --no-wait go with --from TARGET")
-    to = args.to if args.to is None or args.to_host else os.path.abspath(args.to)
     ssh = remote.Ssh.of_server(paths)
     restore(
         paths, ssh, args.host, path=args.path, time=args.time, to=to, to_host=args.to_host, say=say

@@ -27,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap
 from agent.duplicity.common import is_inside
 from agent.errors import ConfigError, UnknownHost, UsageError
 from agent.files import write_atomic
+from agent.offsite.prices import priced
 from agent.paths import ServerPaths
 from agent.schedule.cron import BadCron, resolve
 
@@ -171,6 +172,7 @@ class Inventory:
     metrics_textfile: str | None = METRICS_TEXTFILE  # None: no metrics
     offsite: Mapping[str, OffsiteTarget] = field(default_factory=dict)
     push_after_backup: bool = True
+    prices: Mapping[str, Any] = field(default_factory=dict)  # offsite.prices: overrides
 
     def chosen_hosts(self, names: Sequence[str]) -> list[HostConfig]:
         """The hosts `names` (each once, unknown ones refused), or every host by name."""
@@ -504,6 +506,12 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
     offsite = document.get("offsite") or {}
     targets = offsite.get("targets", {})
     _raise_if_any(list(_target_problems(targets)), file, node)
+    prices = offsite.get("prices") or {}
+    try:
+        priced(prices)
+    except UsageError as error:  # names the key below offsite.prices
+        _raise_if_any([(("offsite", "prices"), error.message.removeprefix("offsite.prices: "))],
+                      file, node)  # fmt: skip
     server = document["server"]
     notify = document.get("notifications")
     return Inventory(
@@ -516,6 +524,7 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
         metrics_textfile=(document.get("metrics") or {}).get("textfile", METRICS_TEXTFILE),
         offsite={name: _target(name, entry) for name, entry in targets.items()},
         push_after_backup=offsite.get("push_after_backup", True),
+        prices=prices,
     )
 
 

@@ -307,6 +307,20 @@ def storage_usd_per_month(upload: Upload, prices: Prices) -> float:
     ) / prices.bytes_per_gb
 
 
+def objects_usd_per_month(objects: Iterable[tuple[int, Prices]]) -> float:
+    """A month of stored objects, each (size, the prices of its own class): as
+    storage_usd_per_month, object by object (a target's class may have changed)."""
+    total = 0.0
+    for size, prices in objects:
+        kept, metadata = prices.volumes, prices.metadata
+        billed = max(size, kept.min_billable_bytes) + kept.overhead_bytes_in_class
+        total += (
+            billed * kept.storage_usd_per_gb_month
+            + kept.overhead_bytes_in_metadata_class * metadata.storage_usd_per_gb_month
+        ) / prices.bytes_per_gb
+    return total
+
+
 def put_cost_usd(upload: Upload, prices: Prices) -> float:
     metadata_objects = upload.objects - upload.stored_objects
     return (

@@ -20,6 +20,7 @@ import requests
 import yaml
 from moto.server import ThreadedMotoServer
 
+from agent.offsite.prices import load_prices
 from fleet import DIE_WITH_PARENT, HOST_ENV, Fleet, Host
 from fleet.backup import backup_server, dupctl, ok, set_host_options
 from tests.agent.backup_fleet import DATA, snapshot, tenant
@@ -130,6 +131,21 @@ def test_a_second_push_copies_nothing_and_a_changed_object_is_copied_again(
     [entry] = json.loads(ok(dupctl(bs, "offsite", "status", "web1", "--json")))
     assert (entry["target"], entry["sets_copied"], entry["sets_pending"]) == ("deep", 1, 0)
     assert entry["objects_by_class"]["DEEP_ARCHIVE"] >= 1 and entry["last_push"]
+    # a month of it: volumes billed their size + 32 KiB in Deep Archive and 8 KiB in
+    # STANDARD each (agent/data/prices.json), the rest at their size in STANDARD
+    deep, standard = load_prices("DEEP_ARCHIVE").volumes, load_prices("STANDARD").volumes
+    expected = (
+        sum(
+            (max(h["ContentLength"], deep.min_billable_bytes) + 32 * 1024)
+            * deep.storage_usd_per_gb_month
+            + 8 * 1024 * standard.storage_usd_per_gb_month
+            if h.get("StorageClass") == "DEEP_ARCHIVE"
+            else h["ContentLength"] * standard.storage_usd_per_gb_month
+            for h in objects(bs, s3).values()
+        )
+        / 2**30
+    )
+    assert entry["usd_per_month"] == pytest.approx(expected, abs=1e-6) and expected > 0
 
 
 def test_the_copy_lists_without_a_thaw(bs: Host) -> None:
@@ -144,7 +160,7 @@ def test_a_restore_needing_archived_volumes_is_refused_at_once_then_thawed(
                   "--to", "/root/offsite")  # fmt: skip
     assert done.returncode == 18, done.stderr
     assert not bs.path("/root/offsite").exists()  # a refused restore leaves nothing behind
-    assert not list(bs.path("/root").glob(".offsite.*"))
+    assert not list(bs.path("/root").glob(".dupstack-restoring-*"))
     done = dupctl(bs, "restore", "web1", "--from", "deep", "--to", "/root/offsite")
     assert done.returncode == 18, done.stderr
     assert "volumes needed from deep are archived (DEEP_ARCHIVE" in done.stderr
@@ -172,6 +188,32 @@ def test_a_restore_needing_archived_volumes_is_refused_at_once_then_thawed(
     heads = objects(bs, s3)
     thawed = [name for name, head in heads.items() if "Restore" in head]
     assert sorted(thawed) == sorted(ticket["requested"])  # only what the restore needed
+
+
+def test_a_restore_from_offsite_goes_onto_the_host_in_place_or_into_a_folder(
+    bs: Host, web1: Host
+) -> None:
+    """The volumes thawed above stay readable: onto web1, never over what is there."""
+    file = web1.path(f"{DATA}/file3.txt")
+    content, mode = file.read_bytes(), file.stat().st_mode
+    os.chown(file, 1234, 5678)
+    ok(dupctl(bs, "backup", "web1"))  # the owner by number, pushed after the backup
+    again = ("restore", "web1", "--from", "deep", "--path", f"{DATA}/file3.txt", "--to-host")
+    done = dupctl(bs, *again)
+    assert done.returncode == 2 and "exists on web1: restore never overwrites" in done.stderr
+    file.unlink()
+    done = dupctl(bs, *again, "--thaw", "bulk")
+    assert done.returncode == 0, done.stderr
+    assert "every file of" in done.stdout and f"to {DATA}/file3.txt on web1" in done.stdout
+    info = file.stat()
+    assert (file.read_bytes(), info.st_mode, info.st_uid, info.st_gid) == (content, mode, 1234,
+                                                                           5678)  # fmt: skip
+    done = dupctl(bs, "restore", "web1", "--from", "deep", "--path", DATA, "--to-host",
+                  "--to", "/root/from-deep", "--thaw", "bulk")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert snapshot(web1, f"/root/from-deep{DATA}") == snapshot(web1)
+    assert not list(web1.path("/root").glob(".dupstack-restore-*"))
+    assert not list(bs.path("/mnt/vdb/.dupstack/restoring").iterdir())  # no copy left here
 
 
 def test_offsite_prune_keeps_young_archived_chains_unless_forced(bs: Host, s3: str) -> None:

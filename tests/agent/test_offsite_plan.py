@@ -237,6 +237,57 @@ def test_a_prices_file_overrides_single_keys(dupctl: Dupctl, tmp_path: Path) -> 
     assert plan["per_file_sync"]["storage_usd_per_month"] > 2  # the rest as it was
 
 
+def test_the_inventorys_prices_override_and_prices_file_goes_over_them(
+    dupctl: Dupctl, tmp_path: Path
+) -> None:
+    paths = ServerPaths.from_root(tmp_path)
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(
+        INVENTORY + "offsite:\n  targets: {s: {type: s3, bucket: bkt, credentials_file: /c}}\n"
+        "  prices: {services: {s3: {region: eu-west-1, classes: {DEEP_ARCHIVE: "
+        "{put_usd_per_1000: 0.06, storage_usd_per_gb_month: 0.002}}}}}\n"
+    )
+    args = ("--files", "10000000", "--file-size", "1KiB", "--storage-class", "DEEP_ARCHIVE")
+    plan = planned(dupctl, *args)
+    assert plan["per_file_sync"]["put_cost_usd"] == pytest.approx(10_000_000 * 0.06 / 1000)
+    assert plan["prices"]["region"] == "eu-west-1" and plan["prices"]["inventory"] is True
+    code, out, _ = dupctl(*args)
+    assert code == 0 and "prices of eu-west-1 as of" in out and "offsite.prices" in out
+    override = tmp_path / "prices.json"
+    override.write_text(
+        '{"services": {"s3": {"classes": {"DEEP_ARCHIVE": {"put_usd_per_1000": 1}}}}}'
+    )
+    plan = planned(dupctl, *args, "--prices", str(override))
+    assert plan["per_file_sync"]["put_cost_usd"] == pytest.approx(10_000)
+    assert plan["prices"]["region"] == "eu-west-1"  # the inventory's, under the file's
+    # 1 KiB objects in Deep Archive: each billed 1 KiB + 32 KiB there, 8 KiB in STANDARD
+    per_object = (33 * 1024 * 0.002 + 8 * 1024 * 0.023) / GB
+    assert plan["per_file_sync"]["storage_usd_per_month"] == pytest.approx(10_000_000 * per_object)
+
+
+@pytest.mark.parametrize(
+    ("prices", "says"),
+    [
+        ("{services: {s3: {clases: {}}}}", "offsite.prices: services.s3.clases: no such price "
+         "(did you mean services.s3.classes?)"),
+        ("{services: {s3: {classes: {GLACIER: {min_storage_days: -3}}}}}",
+         "services.s3.classes.GLACIER.min_storage_days: expected a number of at least 0, not -3"),
+        ("[1]", "offsite.prices: expected a mapping shaped like agent/data/prices.json"),
+    ],
+)  # fmt: skip
+def test_a_bad_price_in_the_inventory_is_named_with_its_key(
+    dupctl: Dupctl, tmp_path: Path, prices: str, says: str
+) -> None:
+    paths = ServerPaths.from_root(tmp_path)
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(
+        INVENTORY + "offsite:\n  targets: {s: {type: s3, bucket: bkt, credentials_file: /c}}\n"
+        f"  prices: {prices}\n"
+    )
+    code, _, err = dupctl("--files", "10", "--file-size", "1KiB")
+    assert code == 2 and says in err and "dupstack.yaml:" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
