@@ -1,5 +1,6 @@
 """dupctl's rich output: the tables of backup, status, host list and schedule show, and the
-live progress of a backup. The commands pass data; how it looks is decided here only.
+live progress of a backup and of an offsite push. The commands pass data; how it looks is
+decided here only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 
@@ -48,6 +59,22 @@ def backup_progress() -> Iterator[Callable[[str, str], None]]:
                 tasks[host] = progress.add_task(text, host=host)
 
         yield show
+
+
+@contextmanager
+def transfer_progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A bar per transfer (bytes, rate, time left), for terminals.
+
+    Yields start(label, total bytes), which adds a bar and returns advance(bytes)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns) as progress:
+
+        def start(label: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(label, total=total)
+            return lambda count: progress.advance(task, count)
+
+        yield start
 
 
 def print_backup_summary(records: list[dict[str, Any]]) -> None:

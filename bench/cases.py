@@ -598,7 +598,7 @@ class DupctlOffsitePush(_OffsiteCase):
 
     def run(self, ctx: Context, repeat: int) -> Command:
         self.moto().empty_bucket()
-        forget_pushes(self.root)  # else it skips what it pushed before, or finds it gone
+        forget_pushes(self.root)  # with the new bucket: a first push, every repeat
         argv = [*clean_env(ctx.workdir), str(DUPCTL), "--root", str(self.root),
                 "offsite", "push", HOST, "--target", TARGET]  # fmt: skip
         return Command(argv)
@@ -610,7 +610,7 @@ class DupctlOffsitePush(_OffsiteCase):
         set_bytes = sum(self.files.values())
         bound = math.ceil(set_bytes / (OFFSITE_VOLSIZE_MB << 20)) + 3
         ctx.notes["objects per set"] = (
-            f"{objects} ({volumes} volumes, manifest, signatures) for a set of "
+            f"{objects} objects ({volumes} volume(s), a manifest, signatures) for a set of "
             f"{set_bytes / 1e6:.1f} MB at volsize {OFFSITE_VOLSIZE_MB} MiB; bound "
             f"ceil(size / volsize) + 3 = {bound}: {'holds' if objects <= bound else 'EXCEEDED'}"
         )

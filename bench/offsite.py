@@ -180,8 +180,8 @@ def write_root(root: Path, endpoint: str, volsize_mb: int) -> Path:
 
 
 def forget_pushes(root: Path) -> None:
-    """Remove the test root's push ledgers (the host's and the escrow's): else the next push
-    skips every object that is there and matches, and a new bucket makes none match."""
+    """Remove the test root's push ledgers (the host's and the escrow's), so that every repeat
+    is a first push: nothing recorded, nothing there."""
     from agent.offsite.ledger import ledger_file
     from agent.paths import ServerPaths
 

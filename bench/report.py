@@ -75,6 +75,7 @@ def summarize(results: Sequence[CaseResult], reference: str) -> None:
             r.summary["max_rss_mb"] = statistics.median(rss) * 1024 / MB
         if outputs:
             r.summary["output_mb"] = statistics.median(outputs) / MB
+            r.summary["output_mb_s"] = r.summary["output_mb"] / r.summary["wall_s"]
     walls = {r.name: r.summary["wall_s"] for r in results if r.summary}
     for r in results:
         if not r.summary:
@@ -174,12 +175,12 @@ def _fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
 def _table(results: Sequence[CaseResult], dataset_mb: float, reference: str) -> list[str]:
     lines = [
         f"| case | wall s (median) | min-max | CPU s | peak tree MB | largest process MB "
-        f"| output MB | source MB/s | vs baseline | x {reference} |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+        f"| output MB | output MB/s | source MB/s | vs baseline | x {reference} |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in results:
         if r.error or not r.summary:
-            lines.append(f"| `{r.name}` | failed: {r.error or 'no samples'} |||||||||")
+            lines.append(f"| `{r.name}` | failed: {r.error or 'no samples'} ||||||||||")
             continue
         s = r.summary
         cpu = _fmt(s["cpu_s"])
@@ -191,7 +192,7 @@ def _table(results: Sequence[CaseResult], dataset_mb: float, reference: str) -> 
             f"| `{r.name}`: {title} | {s['wall_s']:.2f} "
             f"| {s['wall_min_s']:.2f}-{s['wall_max_s']:.2f} | {cpu} "
             f"| {s['peak_tree_mb']:.0f} | {_fmt(s.get('max_rss_mb'), '.0f')} "
-            f"| {_fmt(s.get('output_mb'))} "
+            f"| {_fmt(s.get('output_mb'))} | {_fmt(s.get('output_mb_s'))} "
             f"| {dataset_mb / s['wall_s']:.1f} | {baseline} | {_fmt(r.vs_reference, '.2f', 'x')} |"
         )
     return lines
@@ -201,14 +202,16 @@ HOW_MEASURED = """\
 - Each case ran {repeat} time(s); repeats were interleaved (round 1 of every case, then
   round 2, ...) so a noisy neighbour hurts all cases alike. Medians; wall min-max shown.
 - **wall**: `time.perf_counter()` from spawning the command to its exit. Only the command is
-  timed: fresh target dirs, copies and the incremental's full backup are untimed set-up.
+  timed: fresh target dirs, copies, the incremental's full backup, the offsite cases' set
+  and their new bucket for each repeat are untimed set-up.
 - **CPU**: user+system seconds of the whole process tree from the root's `wait4()` rusage
   (the kernel adds every reaped descendant: tar, gzip, gpg, duplicity's gpg children). For
   `sftp`, `tenant` and `dupctl` cases what ran under an sshd listener the case started
   (session processes it reaped, with their reaped descendants) is added and shown as
   "under sshd": the SFTP sessions on the receiving side and, for `dupctl` cases, the tenant's
   whole SSH session: duplicity and its gpg. gpg-agent, a detached daemon, is started before
-  the runs (the runner's, and one per tenant host) and not counted.
+  the runs (the runner's, and one per tenant host) and not counted, nor is the S3 server of
+  the offsite cases (moto, a process of its own): only the uploading side is measured.
 - **peak tree MB**: the largest sum of PSS (`/proc/PID/smaps_rollup`) over the live processes
   of the tree and the descendants of those sshd listeners (not the listeners themselves),
   sampled every {interval} s: what the backup occupied at once. Spikes shorter than the
@@ -219,11 +222,13 @@ HOW_MEASURED = """\
   tree's root because a child forked from the Python runner inherits the runner's RSS), or,
   if larger, the largest `VmHWM` sampled among the sshd listeners' descendants (for `dupctl`
   cases: the tenant's duplicity, which is not in the command's tree).
-- **output MB**: size of what the repeat wrote (for the incremental: only the new files).
-  **source MB/s**: dataset size / median wall (the incremental reads metadata of all files
-  but the data of changed ones only).
+- **output MB**: size of what the repeat wrote (for the incremental: only the new files; for
+  the offsite cases: the objects in the bucket). **output MB/s**: output MB / median wall
+  (for the offsite cases: the upload's throughput). **source MB/s**: dataset size / median
+  wall (the incremental reads metadata of all files but the data of changed ones only).
 - The dataset is in the page cache (written just before); outputs go to the page cache too
-  and are flushed (`sync`) between runs, untimed. Both ends of `sftp` run on this machine.
+  and are flushed (`sync`) between runs, untimed. Both ends of `sftp` and of the offsite
+  cases (S3 on 127.0.0.1) run on this machine.
 - No figure here is asserted anywhere: benchmarks are not tests."""
 
 

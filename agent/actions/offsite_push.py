@@ -13,7 +13,7 @@ from typing import Any
 from agent.config.load import load_inventory
 from agent.errors import DupstackError, OffsiteFailed
 from agent.locks import host_lock
-from agent.offsite.push import push_escrow, push_host
+from agent.offsite.push import Meter, push_escrow, push_host
 from agent.paths import ServerPaths
 
 
@@ -22,6 +22,7 @@ def offsite_push(
     names: Sequence[str],
     target_names: Sequence[str],
     say: Callable[[str], None],
+    meter: Meter | None = None,
 ) -> list[dict[str, Any]]:
     """Push `names` (every host when empty) to `target_names` (every target when empty);
     one record per host and target (`error` set where it failed)."""
@@ -38,7 +39,7 @@ def offsite_push(
         for host in hosts:
             try:
                 with host_lock(paths, host.name):
-                    result = push_host(paths, host, target, say)
+                    result = push_host(paths, host, target, say, meter)
             except DupstackError as error:
                 records.append({"host": host.name, "target": target.name, "error": error.message})
                 say(f"{host.name} -> {target.name}: failed: {error.message.splitlines()[0]}")

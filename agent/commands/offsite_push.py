@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from agent import render
 from agent.actions.offsite_push import offsite_push
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
@@ -34,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     require_root("offsite push")
     progress = (lambda line: None) if args.json else say
-    records = offsite_push(paths, args.hosts, args.target, progress)
+    if args.json or not sys.stdout.isatty():
+        records = offsite_push(paths, args.hosts, args.target, progress)
+    else:
+        with render.transfer_progress() as meter:
+            records = offsite_push(paths, args.hosts, args.target, progress, meter)
     if args.json:
         print(json.dumps(records, indent=2))
     return 0

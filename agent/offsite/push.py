@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 ESCROW_HOST = "_escrow"  # the key escrow's folder on a target (no host name starts with _)
 MAX_SINGLE_PUT = 5 << 30  # S3's and Swift's largest single PUT
 Say = Callable[[str], None]
+# Meter(label, total bytes) -> advance(bytes sent): a progress bar, for terminals
+Meter = Callable[[str, int], Callable[[int], None]]
 Store: TypeAlias = "S3Store | SwiftStore"
 
 
@@ -70,14 +72,20 @@ def storage_class(target: OffsiteTarget, name: str) -> str:
     return target.storage_class if ".difftar." in name else "STANDARD"
 
 
-def push_host(paths: ServerPaths, host: HostConfig, target: OffsiteTarget, say: Say) -> PushResult:
+def push_host(
+    paths: ServerPaths,
+    host: HostConfig,
+    target: OffsiteTarget,
+    say: Say,
+    meter: Meter | None = None,
+) -> PushResult:
     """Copy what of the host's sealed files the target lacks (its lock held by the caller)."""
     store = open_store(paths, target)
     folder = backups_dir(paths, host)
     names = sorted(sealed(paths, host))
     result = PushResult(host.name, target.name)
     files = {name: folder / name for name in names}
-    _push(store, paths, target, host.name, files, _part_size(host), result, say)
+    _push(store, paths, target, host.name, files, _part_size(host), result, say, meter)
     return result
 
 
@@ -101,6 +109,7 @@ def _push(
     part_size: int,
     result: PushResult,
     say: Say,
+    meter: Meter | None = None,
 ) -> None:
     ledger = read_ledger(paths, target.name, host)
     recorded: dict[str, Any] = ledger["objects"]
@@ -131,6 +140,13 @@ def _push(
         todo.append(name)
     lock = threading.Lock()
     sent = [0]
+    total = sum(files[name].stat().st_size for name in todo)
+    advance = meter(f"{host} -> {target.name}", total) if meter and todo else None
+
+    def sending(count: int) -> None:
+        _add(sent, lock, count)
+        if advance:
+            advance(count)
 
     def copy(name: str) -> None:
         file = files[name]
@@ -138,7 +154,7 @@ def _push(
         wanted = storage_class(target, name)
         store.upload(
             host, name, file, sha256=digest, storage_class=wanted, part_size=part_size,
-            progress=lambda count: _add(sent, lock, count),
+            progress=sending,
         )  # fmt: skip
         head = store.head(host, name)
         size = file.stat().st_size

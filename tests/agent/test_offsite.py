@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -296,6 +297,15 @@ def test_a_push_killed_at_any_point_leaves_nothing_half_copied(
     for file in local.iterdir():
         if not pruned.get(file.name, {}).get("pruned"):
             assert there[file.name]["ContentLength"] == file.stat().st_size
+
+
+def test_a_push_on_a_terminal_shows_its_bytes_in_a_bar(bs: Host, web1: Host) -> None:
+    web1.path(f"{DATA}/more.bin").write_bytes(os.urandom(3 << 20))
+    ok(dupctl(bs, "backup", "web1"))  # push_after_backup is off since the test above
+    done = bs.run(["script", "-qec", "dupctl offsite push web1", "/dev/null"], check=False)
+    assert done.returncode == 0, done.stdout
+    assert re.search(r"web1 -> deep .*\d+(\.\d+)?/\d+(\.\d+)? MB", done.stdout), done.stdout
+    assert "web1 -> deep: " in done.stdout and "copied" in done.stdout
 
 
 def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(bs: Host) -> None:
