@@ -72,6 +72,14 @@ def chains_of(files: Mapping[str, StoredFile]) -> dict[str, list[dict[str, Any]]
     return {"chains": chains, "orphaned": orphaned}
 
 
+def latest_time(files: Mapping[str, StoredFile]) -> str | None:
+    """The time of the newest complete set among `files`: what duplicity's "latest" means
+    now. A restore pins it, so that a backup ending meanwhile cannot lend it a newer set's
+    parts (its metadata record, restored on its own, above all)."""
+    sets = (entry for chain in chains_of(files)["chains"] for entry in chain["sets"])
+    return max((entry["time"] for entry in sets if entry["complete"]), default=None)
+
+
 def _set_key(found: re.Match[str]) -> tuple[str, str, str]:
     """(start, time, type) of the set a file is of: a full starts at its own time."""
     if full := found["time"] or found["sigtime"]:

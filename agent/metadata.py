@@ -36,8 +36,9 @@ def capture_command(selection: Selection) -> tuple[tuple[str, ...], str]:
 
 
 def clear_command() -> tuple[str, ...]:
-    """The record removed after the run (and the spool, if nothing else is in it)."""
-    script = 'rm -rf -- "$1" && { rmdir -- "$2" 2>/dev/null || true; }'
+    """The record (and what a capture cut off left) removed after the run, and the spool if
+    nothing else is in it."""
+    script = 'rm -rf -- "$1" "$1.partial" && { rmdir -- "$2" 2>/dev/null || true; }'
     return ("sh", "-c", script, "sh", METADATA_RECORD, DUMP_SPOOL)
 
 
@@ -67,6 +68,7 @@ class Report:
     failed: list[str] = field(default_factory=list)  # "/PATH: what: why"
     absent: list[str] = field(default_factory=list)  # recorded, not restored
     not_captured: list[str] = field(default_factory=list)  # "/PATH: why" at backup time
+    apart: list[str] = field(default_factory=list)  # "/PATH and /OTHER: why" not linked
 
     @classmethod
     def parse(cls, stdout: str) -> Report:
@@ -84,6 +86,10 @@ class Report:
             ],
             absent=[name(path) for path in data.get("absent", [])],
             not_captured=[f"{name(path)}: {why}" for path, why in data["not_captured"]],
+            apart=[
+                f"{name(path)} and {name(other)}: {why}"
+                for path, other, why in data.get("apart", [])
+            ],
         )
 
     def lines(self) -> list[str]:
@@ -97,6 +103,7 @@ class Report:
         told = [f"warning: not re-applied: {line}" for line in self.failed]
         told += [f"warning: recorded but not restored: {path}" for path in self.absent]
         told += [f"warning: not recorded at backup time: {line}" for line in self.not_captured]
+        told += [f"warning: hard link not re-made: {line}" for line in self.apart]
         names = {"xattrs": "extended attributes", "hardlinks": "hard links", "sparse": "holes"}
         counts = [
             f"{self.applied[key]} {shown}" for key, shown in names.items() if self.applied[key]

@@ -93,6 +93,13 @@ def _missing(sets: HostContext, done: execute.Result) -> bool:
 
 
 def apply(runner: Runner, record: str, folder: str, within: str) -> Report:
-    """Re-apply `record` (a path where `runner` runs) to `within` below `folder` there."""
+    """Re-apply `record` (a path where `runner` runs) to `within` below `folder` there; a
+    run that gives no report (no python3 there, killed) is its one failure."""
     argv, request = apply_command(record, folder, within)
-    return Report.parse(runner.run(argv, input=request).stdout)
+    done = runner.run(argv, input=request, ok_codes=ANY_EXIT)
+    try:
+        return Report.parse(done.stdout)
+    except (ValueError, KeyError, TypeError):
+        said = done.said() or "no output"
+        return Report(found=True, failed=[f"/{within}: the record could not be re-applied "
+                                          f"(exit {done.exit_code}): {said}"])  # fmt: skip

@@ -10,18 +10,19 @@ named, each path, and the restore exits RestoreIncomplete.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
-import shutil
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from agent import execute, reapply, remote
+from agent.backup_sets import latest_time, stored_files
 from agent.duplicity.common import relative_path
 from agent.duplicity.restore import restore_command
 from agent.errors import TargetNotEmpty, UsageError
-from agent.execute import ANY_EXIT
+from agent.execute import ANY_EXIT, Runner
 from agent.host import open_host
 from agent.metadata import shown
 from agent.paths import ServerPaths
@@ -33,8 +34,8 @@ FREE = (
     '{ [ -n "$2" ] && [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } '
     '|| ! { [ -e "$1" ] || [ -L "$1" ]; }'
 )
-# python3 -c MOVE FROM TO on the host: a restore that landed in a scratch folder moved to
-# its name (which need not be UTF-8).
+# python3 -c MOVE FROM TO, here or on the host: what landed in the scratch folder moved to
+# its name (which need not be UTF-8), its parents made (an empty folder TO is replaced).
 MOVE = (
     "import os, sys; os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); "
     "os.rename(sys.argv[1], sys.argv[2])"
@@ -53,7 +54,11 @@ def restore(
     say: Callable[[str], None],
 ) -> None:
     """Restore `path` (absolute, as on the host; None: everything) of `name` as of `time`
-    into folder `to` (below it, the path as on the host), or in place on the host."""
+    into folder `to` (below it, the path as on the host), or in place on the host.
+
+    It lands in a root-only folder beside the target (a restore cut off leaves nothing at
+    the target, and nobody but root reaches the files before their record is re-applied),
+    is completed there, and renamed into place."""
     time = check_time(time)
     if path is not None:
         if not path.startswith("/"):
@@ -69,6 +74,7 @@ def restore(
     folder = to or "/"
     target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
     checked = ("sh", "-c", FREE, "sh", *((folder, "empty-ok") if to else (target,)))
+    final = ("sh", "-c", FREE, "sh", target, *(("empty-ok",) if target == folder else ()))
     where = f"on {name}" if to_host else "on this server"
     refused = TargetNotEmpty(
         f"{shown(checked[4])} exists{' and is not empty' if to else ''} {where}: "
@@ -79,49 +85,46 @@ def restore(
     )
     when = f"as of {time}" if time else "latest"
     what = f"{shown(path) if path else 'everything'} of {name} ({when})"
+    time = time or latest_time(stored_files(sets.folder))  # the same set for files and record
     scratch = _scratch(target)
-    landing = scratch or target
+    landing, tree = f"{scratch}/landing", f"{scratch}/tree"
+    placed = f"{tree}/{relative_path(path)}" if path else tree
     argv = restore_command(sets.on_host if to_host else sets.here, landing, path=path, time=time)
     within = relative_path(path) if path else ""
-    if not to_host:
-        if execute.run(checked, ok_codes=(0, 1)).exit_code:
-            raise refused
-        try:
-            if scratch:
-                os.makedirs(os.path.dirname(scratch), exist_ok=True)
-            sets.run_here(argv)
-            if scratch:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.rename(scratch, target)
-        finally:
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
-        report = reapply.here(sets, sets.here, folder, within, time)
-    else:
-        with remote.session(ssh, sets.host) as host:
-            if host.run(checked, ok_codes=(0, 1)).exit_code:
-                raise refused
+    runner: Runner
+    with contextlib.ExitStack() as stack:
+        if to_host:
+            host = stack.enter_context(remote.session(ssh, sets.host))
             sets.private_caches(host)
-            try:
-                if scratch:
-                    host.run(("mkdir", "-p", "--", os.path.dirname(scratch)))
-                done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
-                sets.check(done)
-                if scratch:
-                    host.run(("python3", "-c", MOVE, scratch, target))
-            finally:
-                if scratch:
-                    host.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
-            report = reapply.on_host(sets, host, folder, within, time)
+            runner = host
+        else:
+            runner = execute.LOCAL
+        if runner.run(checked, ok_codes=(0, 1)).exit_code:
+            raise refused
+        runner.run(("mkdir", "-p", "--", os.path.dirname(scratch)))
+        runner.run(("mkdir", "-m", "0700", "--", scratch))
+        try:
+            if to_host:
+                sets.check(host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True))
+            else:
+                sets.run_here(argv)
+            runner.run(("python3", "-c", MOVE, landing, placed))
+            if to_host:
+                report = reapply.on_host(sets, host, tree, within, time)
+            else:
+                report = reapply.here(sets, sets.here, tree, within, time)
+            if runner.run(final, ok_codes=(0, 1)).exit_code:  # appeared meanwhile
+                raise refused
+            runner.run(("python3", "-c", MOVE, placed, target))
+        finally:
+            runner.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
     say(f"restored {what} to {shlex.quote(shown(target))} {where}")
     reapply.told(report, what, where, say)
 
 
-def _scratch(target: str) -> str | None:
-    """Where to restore a target whose name is not UTF-8 (duplicity fails on it): a new
-    folder in its nearest ancestor that is, renamed to the target once complete."""
-    if _utf8(target):
-        return None
+def _scratch(target: str) -> str:
+    """A new folder beside the target, in its nearest ancestor whose name is UTF-8 (duplicity
+    fails on a target that is not), renamed to the target once complete."""
     base = PurePosixPath(target).parent
     while not _utf8(str(base)):
         base = base.parent

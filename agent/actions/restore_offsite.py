@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent import execute, reapply, remote
+from agent.backup_sets import StoredFile, latest_time
 from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import Repository, backup_name, relative_path
 from agent.duplicity.list_files import Entry, list_files_command, parse_listing
@@ -114,9 +115,12 @@ def restore_offsite(
     if to is not None and not to.startswith("/"):
         raise UsageError(f"--to must be an absolute path: {shown(to)!r}")
     sets, store, repository = _open(paths, name, target_name)
+    when = f"as of {time}" if time else "latest"
+    if time is None:  # the same set for the files and their record, whatever is pushed meanwhile
+        listed = store.listing(name)
+        time = latest_time({key: StoredFile(item.size, True) for key, item in listed.items()})
     folder = to or "/"
     target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
-    when = f"as of {time}" if time else "latest"
     what = f"{shown(path) if path else 'everything'} of {name} ({when})"
     where = f"on {name}" if to_host else "on this server"
     within = relative_path(path) if path else ""
@@ -158,14 +162,16 @@ def restore_offsite(
             assert ssh is not None
             report = _ship(sets, ssh, store, repository, scratch, folder, target, within, time)
         else:
-            inside = scratch / "to"
+            inside = scratch / "to"  # root's alone until the record is re-applied
             placed = inside / relative_path(path) if path else inside
             placed.parent.mkdir(parents=True, exist_ok=True)
             landing.rename(placed)
+            report = reapply.here(sets, repository, str(inside), within, time,
+                                  env=store.duplicity_env())  # fmt: skip
+            _check_free(execute.LOCAL, folder, True, where)  # appeared meanwhile?
             if Path(folder).is_dir():
                 Path(folder).rmdir()  # empty, as checked
             inside.rename(folder)
-            report = reapply.here(sets, repository, folder, within, time, env=store.duplicity_env())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     say(f"restored {what} from {target_name} to {shlex.quote(shown(target))} {where}")
@@ -255,13 +261,15 @@ def _ship(
                 host.feed(unpack, tar.stdout)
             if tar.returncode:
                 raise RemoteCommandFailed(f"tar of the restored files exited {tar.returncode}")
+            tree = f"{there}/tree"  # root's alone until the record is re-applied
+            placed = f"{tree}/{within}" if within else tree
+            host.run(("python3", "-c", MOVE, f"{there}/landing", placed))
+            record = f"{there}/record" if within else os.path.join(tree, RECORD)
+            report = within_report or reapply.apply(host, record, tree, within)
             # checked again: what appeared there while the volumes thawed is never replaced
             _check_free(host, target, target == folder, f"on {sets.name}")
-            host.run(("python3", "-c", MOVE, f"{there}/landing", target))
-            if within_report is not None:
-                return within_report
-            record = f"{there}/record" if within else os.path.join(target, RECORD)
-            return reapply.apply(host, record, folder, within)
+            host.run(("python3", "-c", MOVE, placed, target))
+            return report
         finally:
             host.run(("rm", "-rf", "--", there), ok_codes=ANY_EXIT)
 

@@ -8,7 +8,7 @@ DIR root-only, complete or not at all (DIR.partial renamed):
 
 - `xattrs`: every extended attribute (user.*, trusted.*, security.* such as file capabilities,
   system.posix_acl_* which are the POSIX ACLs), in `getfattr --dump -e base64` format with
-  names relative to "/": `cd TARGET && setfattr --restore=xattrs` re-applies it.
+  names relative to "/": `cd TARGET && setfattr -h --restore=xattrs` re-applies it.
 - `hardlinks`: NUL-separated pairs FIRST, OTHER (relative to "/"): OTHER is a hard link of FIRST.
 - `sparse`: NUL-separated names of regular files with holes (`fallocate --dig-holes` them).
 - `summary.json`: counts, and the paths that could not be read (base64 names).
@@ -68,6 +68,10 @@ def quote(name: bytes, special: bytes = b"\n\r") -> bytes:
     return b"".join(b"\\%03o" % c if c == 0x5C or c in special else bytes([c]) for c in name)
 
 
+def inside(path: bytes, root: bytes) -> bool:
+    return root == b"/" or path.startswith(root + b"/")
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     excludes = [glob_regex(p) for p in request["excludes"]]
@@ -78,7 +82,6 @@ def main() -> None:
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial, mode=0o700)
     os.chmod(os.path.dirname(record), 0o700)  # the spool: root's alone, whoever made it
-    seen: set[bytes] = set()
     links: dict[tuple[int, int], list[bytes]] = {}
     sparse: list[bytes] = []
     errors: list[list[str]] = []
@@ -123,14 +126,15 @@ def main() -> None:
         def excluded(path: bytes) -> bool:
             return path in skip or any(pattern.match(path) for pattern in excludes)
 
-        for top in request["paths"]:
-            root = os.path.normpath(os.fsencode(top))
+        # a root inside another is walked with it; no link is followed, so no path twice
+        roots = sorted({os.path.normpath(os.fsencode(top)) for top in request["paths"]})
+        roots = [r for r in roots if not any(inside(r, other) for other in roots if other != r)]
+        for root in roots:
             stack = [root]
             while stack:
                 path = stack.pop()
-                if path in seen or (path != root and excluded(path)):
+                if path != root and excluded(path):
                     continue
-                seen.add(path)
                 try:
                     info = os.lstat(path)
                 except FileNotFoundError:

@@ -39,7 +39,8 @@ def restore_command(
         # where the restore runs (or to root, on a server without that user)
         "--numeric-owner",
         *repository_flags(repository),
-        *(("--path-to-restore", restored) if restored != "." else ()),
+        # one word: a path starting with "-" would be taken for an option
+        *((f"--path-to-restore={restored}",) if restored != "." else ()),
         *time_flags(time),
         *(
             ("--null-separator", "--include-filelist", filelist, "--exclude", "**")
