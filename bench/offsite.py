@@ -53,7 +53,7 @@ def clean_env(home: Path, *, keys: bool = False) -> list[str]:
 
 
 def client_options() -> dict[str, Any]:
-    """dupstack's boto3 client settings (agent/offsite/s3.py TIMEOUTS) as JSON for `put`: the
+    """dupstack's boto3 client settings (agent/offsite/s3.py TIMEOUTS), JSON-able, for `put`: the
     baseline uses the same client without paying for the agent's imports (~0.07 s)."""
     from agent.offsite.s3 import TIMEOUTS
 
