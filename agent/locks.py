@@ -1,4 +1,5 @@
-"""One lock per host (`state_dir/locks/HOST.lock`): a flock, and the pid of its holder.
+"""One lock per host (`state_dir/locks/HOST.lock`), and one for its offsite copies
+(`HOST.offsite.lock`): a flock, and the pid of its holder.
 
 The kernel drops a flock when its holder dies, even by `kill -9`: a free lock whose file
 still names a pid is what a killed run left behind, and is taken over with a note.
@@ -16,20 +17,24 @@ from agent.paths import ServerPaths
 
 
 @contextlib.contextmanager
-def host_lock(paths: ServerPaths, host: str) -> Iterator[str | None]:
-    """Hold `host`'s lock; yields a note when a killed run's lock was cleared.
+def host_lock(paths: ServerPaths, host: str, part: str = "") -> Iterator[str | None]:
+    """Hold `host`'s lock (with `part` "offsite": its offsite copies' own, so that a long
+    push or an offsite prune never keeps its backups and prunes waiting); yields a note when
+    a killed run's lock was cleared.
 
     HostBusy (naming the holder's pid) if another run holds it."""
     directory = paths.state_dir / "locks"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(directory / f"{host}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / f"{host}{'.' + part if part else ''}.lock", os.O_RDWR | os.O_CREAT,
+                 0o600)  # fmt: skip
     with os.fdopen(fd, "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = lock.read().strip() or "unknown"
+            doing = f"an offsite push or prune of {host}" if part else "another dupctl run"
             raise HostBusy(
-                f"{host}: another dupctl run (pid {holder}) holds {lock.name}",
+                f"{host}: {doing} (pid {holder}) holds {lock.name}",
                 hint="wait for it to finish (see `dupctl status`), then rerun",
             ) from None
         stale = lock.read().strip()

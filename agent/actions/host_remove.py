@@ -26,7 +26,7 @@ def remove_host(
     HostBusy while a backup or prune of it runs (its account must not vanish mid-run)."""
     if not HOST_NAME.fullmatch(name):  # it names files and folders: nothing outside them
         raise UsageError(f"bad host name {name!r}", hint="dupctl host list shows the hosts")
-    with host_lock(paths, name) as note:
+    with host_lock(paths, name) as note, host_lock(paths, name, "offsite"):
         if note:
             say(f"host remove {name}: {note}")
         return _remove(paths, ssh, name, purge, say)

@@ -51,7 +51,7 @@ def offsite_prune(
         store = open_store(paths, target)
         for host in hosts:
             try:
-                with host_lock(paths, host.name):
+                with host_lock(paths, host.name, "offsite"):
                     listed = [retention.Listed(o.name, o.size, o.storage_class, o.modified)
                               for o in store.listing(host.name).values()]  # fmt: skip
                     decisions = retention.decide(listed, keep_full=target.keep_full,

@@ -1,7 +1,9 @@
 """`dupctl offsite push [HOST...]`: copy the hosts' sealed sets to the offsite targets.
 
-Each host under its lock (never beside its backup or prune); one host's or target's failure
-stops no other. The key escrow goes to every target too (it is already encrypted).
+Each host under its offsite lock (agent/locks.py): never beside another push or an offsite
+prune of it, while its backups and prunes go on (a file a prune removes meanwhile is left
+out). One host's or target's failure stops no other. The key escrow goes to every target
+too (it is already encrypted).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def offsite_push(
             say(f"escrow -> {target.name}: failed: {error.message}")
         for host in hosts:
             try:
-                with host_lock(paths, host.name):
+                with host_lock(paths, host.name, "offsite"):
                     result = push_host(paths, host, target, say, meter)
             except DupstackError as error:
                 records.append({"host": host.name, "target": target.name, "error": error.message})
@@ -46,7 +48,7 @@ def offsite_push(
                 continue
             records.append({**asdict(result), "error": None})
             say(f"{host.name} -> {target.name}: {result.copied} copied, {result.skipped} there"
-                + (f", {len(result.replaced)} changed offsite and copied again"
+                + (f", {len(result.replaced)} changed or missing offsite, copied again"
                    if result.replaced else ""))  # fmt: skip
     failed = [record for record in records if record["error"]]
     if failed:

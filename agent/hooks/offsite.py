@@ -1,6 +1,6 @@
 """Offsite push after a good backup: the host's new sets copied to every target
-(agent/offsite/push.py) while its lock is still held. A failed push is recorded beside the
-good backup (and told); the next push completes it."""
+(agent/offsite/push.py) while its lock is still held, and its offsite lock taken too. A
+failed push is recorded beside the good backup (and told); the next push completes it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.config.load import OffsiteTarget
+from agent.locks import host_lock
 from agent.offsite.push import push_host
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ def _pusher(target: OffsiteTarget) -> Callable[[HostRun], None]:
         def say(line: str) -> None:
             run.log.write(f"dupctl: offsite: {line}\n")
 
-        push_host(run.context.paths, run.context.host, target, say)
+        context = run.context
+        with host_lock(context.paths, context.name, "offsite"):  # not beside a push of it
+            push_host(context.paths, context.host, target, say)
 
     return step

@@ -14,7 +14,7 @@ ETag is not the one recorded, or its sha256 differs) is uploaded again and named
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,7 +105,7 @@ def _push(
     paths: ServerPaths,
     target: OffsiteTarget,
     host: str,
-    files: Mapping[str, Path],
+    files: dict[str, Path],
     part_size: int,
     result: PushResult,
     say: Say,
@@ -116,13 +116,17 @@ def _push(
     result.aborted = store.abort_uploads(host)
     there = store.listing(host)
     todo = []
-    for name, file in files.items():
-        size = file.stat().st_size
+    for name, file in list(files.items()):
+        try:
+            info = file.stat()
+        except FileNotFoundError:  # pruned on the volume meanwhile
+            del files[name]
+            continue
+        size, mtime = info.st_size, info.st_mtime_ns
         remote, entry = there.get(name), recorded.get(name)
         if entry and entry.get("pruned"):  # removed by the target's own retention
             result.skipped += 1
             continue
-        mtime = file.stat().st_mtime_ns
         if remote and entry and (remote.size, remote.etag, mtime) == (
             entry["size"], entry["etag"], entry.get("mtime_ns")
         ) and size == entry["size"]:  # fmt: skip
@@ -135,7 +139,7 @@ def _push(
                 recorded[name] = _entry(size, digest, remote.etag, remote.storage_class, mtime)
                 result.skipped += 1
                 continue
-        if remote:
+        if remote or entry:  # changed there, or recorded as copied and gone: named
             result.replaced.append(name)
         todo.append(name)
     lock = threading.Lock()
@@ -150,7 +154,10 @@ def _push(
 
     def copy(name: str) -> None:
         file = files[name]
-        digest = sha256_of(file)
+        try:
+            digest = sha256_of(file)
+        except FileNotFoundError:  # pruned on the volume meanwhile: nothing to copy
+            return
         wanted = storage_class(target, name)
         store.upload(
             host, name, file, sha256=digest, storage_class=wanted, part_size=part_size,

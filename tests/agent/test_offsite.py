@@ -6,6 +6,7 @@ byte for byte. One fleet: `bs` and web1; the tests run in order."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -123,12 +124,17 @@ def test_a_second_push_copies_nothing_and_a_changed_object_is_copied_again(
                                           Body=b"x" * size, Metadata={"sha256": sha}))  # fmt: skip
     done = dupctl(bs, "offsite", "push", "web1")
     assert done.returncode == 0, done.stderr
-    assert "1 changed offsite and copied again" in done.stdout
+    assert "1 changed or missing offsite, copied again" in done.stdout
     local = bs.path(f"/mnt/vdb/hosts/dup-web1/backups/{manifest}").read_bytes()
     body = bs.call(
         lambda: client(s3).get_object(Bucket=BUCKET, Key=PREFIX + manifest)["Body"].read()
     )
     assert body == local
+    [signatures] = [name for name in objects(bs, s3) if "signatures" in name]
+    bs.call(lambda: client(s3).delete_object(Bucket=BUCKET, Key=PREFIX + signatures))
+    done = dupctl(bs, "offsite", "push", "web1")
+    assert done.returncode == 0 and "1 changed or missing offsite, copied again" in done.stdout
+    assert signatures in objects(bs, s3)
     [entry] = json.loads(ok(dupctl(bs, "offsite", "status", "web1", "--json")))
     assert (entry["target"], entry["sets_copied"], entry["sets_pending"]) == ("deep", 1, 0)
     assert entry["objects_by_class"]["DEEP_ARCHIVE"] >= 1 and entry["last_push"]
@@ -250,6 +256,28 @@ def set_offsite(bs: Host, **changes: Any) -> None:
         else:
             document["offsite"][key] = value
     file.write_text(yaml.safe_dump(document))
+
+
+def test_a_push_and_a_backup_of_the_same_host_hold_locks_of_their_own(bs: Host) -> None:
+    """A long push never keeps the host's backups and prunes waiting; two pushes (or a push
+    and an offsite prune) of one host never run at once."""
+    set_offsite(bs, push_after_backup=False)
+    lock = bs.path("/var/lib/dupstack/locks/web1.offsite.lock")
+    lock.touch()
+    with lock.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running push holds it
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        ok(dupctl(bs, "backup", "web1"))
+        ok(dupctl(bs, "prune", "web1"))
+        done = dupctl(bs, "offsite", "push", "web1")
+    assert done.returncode == 17, done.stderr  # the push failed for that host
+    assert f"an offsite push or prune of web1 (pid {os.getpid()}) holds" in done.stdout
+    host = bs.path("/var/lib/dupstack/locks/web1.lock")
+    with host.open("r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running backup holds it
+        records = json.loads(ok(dupctl(bs, "offsite", "push", "web1", "--json")))
+    assert [r["copied"] > 0 for r in records if r["host"] == "web1"] == [True]
 
 
 def test_a_push_killed_at_any_point_leaves_nothing_half_copied(
