@@ -19,6 +19,7 @@ from types import ModuleType
 
 from agent.commands import COMMANDS, Group
 from agent.commands.common import HelpFormatter, debug_option
+from agent.entry import lacking
 from agent.errors import DupstackError
 from agent.paths import ServerPaths
 
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as missing:  # loaded by the command (fabric, boto3...)
+        return lacking(missing)
     except Exception as error:
         if args.debug:
             traceback.print_exc()

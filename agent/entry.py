@@ -13,15 +13,21 @@ def main() -> int:
     try:
         from agent import cli
     except ModuleNotFoundError as missing:
-        print(
-            f"dupctl: error: this install lacks the backup server's dependencies "
-            f"(no module {missing.name!r})",
-            file=sys.stderr,
-        )
-        print(
-            "dupctl: hint: dupctl runs on the backup server (stack-start installs it there); "
-            "to run it here: pip install 'dupstack[remote,server]'",
-            file=sys.stderr,
-        )
-        return 2
+        return lacking(missing)
     return cli.main()
+
+
+def lacking(missing: ModuleNotFoundError) -> int:
+    """Say which module is missing and what to install (a command loads most of them only
+    when it runs); the exit code."""
+    print(
+        f"dupctl: error: this install lacks the backup server's dependencies "
+        f"(no module {missing.name!r})",
+        file=sys.stderr,
+    )
+    print(
+        "dupctl: hint: dupctl runs on the backup server (stack-start installs it there); "
+        "to run it here: pip install 'dupstack[remote,server]'",
+        file=sys.stderr,
+    )
+    return 2

@@ -25,8 +25,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import apprise
-
 from agent.config.load import STALE_AFTER, HostConfig, Inventory
 from agent.errors import ConfigError, NotificationFailed
 from agent.files import make_private_dir, read_secret_text, write_atomic
@@ -42,12 +40,7 @@ MAX_URLS_FILE = 64 * 1024  # bytes: a few hundred URLs
 PING_TIMEOUT = 10.0  # seconds: a slow monitor must not hold up a backup for long
 PING_PATHS = {"start": "/start", "success": "", "fail": "/fail"}  # healthchecks.io's
 MAX_PING_BODY = 10_000  # bytes of text a ping carries (healthchecks keeps up to 100 kB)
-NOTIFY_TYPES = {
-    "ok": apprise.NotifyType.SUCCESS,
-    "failed": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "stale": apprise.NotifyType.WARNING,
-}
+NOTIFY_TYPES = {"ok": "success", "failed": "failure", "warning": "warning", "stale": "warning"}
 NEVER = "never"  # the stale episode of a host that has had no successful backup yet
 SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31})://")
 
@@ -137,9 +130,11 @@ def tell(paths: ServerPaths, inventory: Inventory, event: Event) -> Delivery:
 def deliver(urls_file: Path, event: Event) -> Delivery:
     """Send `event` to each URL of `urls_file` in turn (one apprise object each: a failure
     is known by its line)."""
+    import apprise  # here: a run that tells nobody never loads it (each run's start-up)
+
     urls = read_urls(urls_file, "notifications.urls_file")
     title, body = message(event, socket.gethostname())
-    kind = NOTIFY_TYPES.get(event.result, apprise.NotifyType.INFO)
+    kind = apprise.NotifyType(NOTIFY_TYPES.get(event.result, "info"))
     asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
     sent, failed = 0, []
     for number, url in urls:

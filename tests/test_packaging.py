@@ -109,10 +109,12 @@ def test_dupctl_without_the_server_extras_says_what_to_install(wheel_venv: Path)
     absent = (
         "import sys; sys.modules['fabric'] = None; from agent.entry import main; sys.exit(main())"
     )
-    done = subprocess.run(
-        [str(wheel_venv / "bin" / "python"), "-c", absent, "--help"],
-        cwd="/", capture_output=True, text=True,
-    )  # fmt: skip
+    python = str(wheel_venv / "bin" / "python")
+    helped = subprocess.run([python, "-c", absent, "--help"], cwd="/", capture_output=True,
+                            text=True)  # fmt: skip
+    assert helped.returncode == 0 and "backup" in helped.stdout  # help needs none of them
+    done = subprocess.run([python, "-c", absent, "backup", "--all"], cwd="/",
+                          capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "dupctl: error: this install lacks the backup server's dependencies (no module 'fabric')",

@@ -207,11 +207,10 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
     context, log, tenant = run.context, run.log, run.tenant
     assert tenant is not None
     host, paths = context.host, context.paths
-    _refuse_if_running(tenant, host)  # its files are not leftovers: never clean them up
-    _refuse_if_skewed(tenant, host)
+    _preflight(tenant, host, context.on_host.archive_dir)
     if quota.is_open(context.folder):  # a killed run left it open; nothing of it runs now
         quota.close(context.folder, host.sftp_user)
-    context.private_caches(tenant)
+    context.private_caches()  # here; on the host, by the preflight
     notice = lambda line: say(host.name, line)  # noqa: E731
     run.quarantined += context.screen(unsealed(paths, host), notice)  # planted, or half-written
     if leftovers := unsealed(paths, host):
@@ -261,20 +260,6 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
     return kind
 
 
-def _refuse_if_skewed(tenant: remote.Session, host: HostConfig) -> None:
-    """HostNotReady if the host's clock is off by more than screening.SKEW_TOLERANCE: its
-    sets would carry skewed times (fulls every run, prune by wrong ages)."""
-    there = datetime.fromtimestamp(int(tenant.run(("date", "+%s")).stdout.strip()), UTC)
-    skew = there - datetime.now(UTC)
-    if abs(skew) > SKEW_TOLERANCE:
-        hours = skew.total_seconds() / 3600
-        raise HostNotReady(
-            f"{host.name}'s clock is {abs(hours):.1f} h {'ahead' if hours > 0 else 'behind'} "
-            f"of this server's ({there:%Y-%m-%d %H:%M} UTC there): nothing was backed up",
-            hint=f"set {host.name}'s clock (NTP: timedatectl set-ntp true), then rerun",
-        )
-
-
 def _stop(ssh: remote.Ssh, host: HostConfig, folder: Path) -> None:
     """Stop the host writing: its folder closed and its SFTP sessions ended here (whatever
     the host does), then its duplicity stopped there, over a connection of its own (the
@@ -294,13 +279,29 @@ def _its_duplicity(tool: str, host: HostConfig) -> tuple[str, ...]:
     return ("sh", "-c", f'{tool} --ns $$ --nslist net -f "$1" || [ $? = 1 ]', "sh", pattern)
 
 
-def _refuse_if_running(tenant: remote.Session, host: HostConfig) -> None:
-    """HostBusy if a duplicity of the host's sets runs there (dupctl killed or cut off)."""
-    found = tenant.run(_its_duplicity("pgrep", host))
-    if pids := found.stdout.split():
+def _preflight(tenant: remote.Session, host: HostConfig, cache: str) -> None:
+    """In one command on the host (each costs a round trip): HostBusy if a duplicity of its
+    sets runs there (dupctl killed or cut off: its files are not leftovers, never cleaned
+    up); HostNotReady if its clock is off by more than screening.SKEW_TOLERANCE (its sets
+    would carry skewed times: fulls every run, prune by wrong ages); and its duplicity cache
+    made root's alone (what an earlier run or release left readable)."""
+    pgrep = _its_duplicity("pgrep", host)
+    script = f'{pgrep[2]} && date "+@%s" && {{ [ ! -e "$2" ] || chmod -R go= -- "$2"; }}'
+    said = tenant.run(("sh", "-c", script, "sh", pgrep[4], cache)).stdout.split()
+    pids = [word for word in said if not word.startswith("@")]
+    if pids:
         raise HostBusy(
             f"{host.name}: duplicity (pid {', '.join(pids)}) still works on its sets there: "
             "a backup whose dupctl was killed or cut off, or a restore",
             hint=f"let it end, or stop it (on {host.name}: kill {' '.join(pids)}), then rerun; "
             "nothing is cleaned up until then",
+        )
+    there = datetime.fromtimestamp(int(said[-1][1:]), UTC)
+    skew = there - datetime.now(UTC)
+    if abs(skew) > SKEW_TOLERANCE:
+        hours = skew.total_seconds() / 3600
+        raise HostNotReady(
+            f"{host.name}'s clock is {abs(hours):.1f} h {'ahead' if hours > 0 else 'behind'} "
+            f"of this server's ({there:%Y-%m-%d %H:%M} UTC there): nothing was backed up",
+            hint=f"set {host.name}'s clock (NTP: timedatectl set-ntp true), then rerun",
         )

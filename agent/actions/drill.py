@@ -65,9 +65,9 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class DrillOptions:
-    sample_percent: float = 5.0  # of the set's regular files
-    max_files: int = 200  # at most this many restored
-    count_tolerance: float = 10.0  # percent the host's file count may differ from the set's
+    sample_percent: float  # of the set's regular files
+    max_files: int  # at most this many restored
+    count_tolerance: float  # percent the host's file count may differ from the set's
 
 
 def drill(

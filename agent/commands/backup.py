@@ -7,8 +7,6 @@ import dataclasses
 import json
 import sys
 
-from agent import remote, render
-from agent.actions.backup import BackupOptions, backup_hosts
 from agent.commands.common import add_connect_timeout, require_root, say, whole
 from agent.errors import UsageError
 from agent.paths import ServerPaths
@@ -51,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote, render
+    from agent.actions.backup import BackupOptions, backup_hosts
+
     require_root("backup")
     if bool(args.hosts) + args.all + args.missed != 1:
         raise UsageError(

@@ -6,8 +6,6 @@ import argparse
 import json
 from dataclasses import asdict
 
-from agent import remote
-from agent.actions.drill import DrillOptions, drill
 from agent.commands.common import percent, require_root, say, whole
 from agent.errors import DrillFailed
 from agent.paths import ServerPaths
@@ -27,35 +25,43 @@ examples:
 """
 
 
+# what the weekly cron drill uses too (it runs `dupctl drill HOST`)
+SAMPLE_PERCENT = 5.0
+MAX_FILES = 200
+COUNT_TOLERANCE = 10.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = DrillOptions()
     parser.add_argument("host", metavar="HOST")
     parser.add_argument(
         "--sample-percent",
         type=percent(0.001, 100),
         metavar="P",
-        default=defaults.sample_percent,
-        help=f"of the set's files (default {defaults.sample_percent:g})",
+        default=SAMPLE_PERCENT,
+        help=f"of the set's files (default {SAMPLE_PERCENT:g})",
     )
     parser.add_argument(
         "--max-files",
         type=whole(1, 1_000_000),
         metavar="N",
-        default=defaults.max_files,
-        help=f"at most N files restored (default {defaults.max_files})",
+        default=MAX_FILES,
+        help=f"at most N files restored (default {MAX_FILES})",
     )
     parser.add_argument(
         "--count-tolerance",
         type=percent(0, 100),
         metavar="PCT",
-        default=defaults.count_tolerance,
+        default=COUNT_TOLERANCE,
         help="how far apart, in percent, the host's file count may be from the set's "
-        f"(default {defaults.count_tolerance:g})",
+        f"(default {COUNT_TOLERANCE:g})",
     )
     parser.add_argument("--json", action="store_true", help="the result as JSON")
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote
+    from agent.actions.drill import DrillOptions, drill
+
     require_root("drill")
     options = DrillOptions(args.sample_percent, args.max_files, args.count_tolerance)
     progress = (lambda line: None) if args.json else say  # stdout is the JSON alone

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agent import remote
-from agent.actions.host_add import HostRequest, add_host
 from agent.commands.common import add_connect_timeout, read_small_file, require_root, say, whole
 from agent.paths import ServerPaths
 
@@ -66,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote
+    from agent.actions.host_add import HostRequest, add_host
+
     require_root("host add")
     host_key = read_small_file(args.host_key, "--host-key") if args.host_key else None
     request = HostRequest(

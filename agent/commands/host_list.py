@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent import remote, render
-from agent.actions.host_list import list_hosts
 from agent.paths import ServerPaths
 
 HELP = "the inventory's hosts"
@@ -22,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote, render
+    from agent.actions.host_list import list_hosts
+
     hosts = list_hosts(paths, remote.Ssh.of_server(paths))
     if args.json:
         print(json.dumps(hosts, indent=2))

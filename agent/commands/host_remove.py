@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import remote
-from agent.actions.host_remove import remove_host
 from agent.commands.common import require_root, say
 from agent.errors import UsageError
 from agent.paths import ServerPaths
@@ -31,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote
+    from agent.actions.host_remove import remove_host
+
     require_root("host remove")
     if args.purge and not args.yes:
         if not sys.stdin.isatty():

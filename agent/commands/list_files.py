@@ -7,8 +7,6 @@ import base64
 import json
 import os
 
-from agent.actions.list_files import list_files
-from agent.actions.restore_offsite import list_offsite
 from agent.commands.common import add_time_option, require_root, say
 from agent.duplicity.list_files import Entry
 from agent.metadata import shown
@@ -33,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.list_files import list_files
+    from agent.actions.restore_offsite import list_offsite
+
     require_root("list")
     if not args.source:
         files = list_files(paths, args.host, args.time)

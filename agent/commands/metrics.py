@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import metrics
 from agent.commands.common import require_root, say
 from agent.config.load import METRICS_TEXTFILE, load_inventory
 from agent.paths import ServerPaths
@@ -35,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import metrics
+
     require_root("metrics")
     inventory = load_inventory(paths)
     if args.print:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent.actions.notify import check_stale
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
@@ -33,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.notify import check_stale
+
     require_root("notify stale")
     report = check_stale(paths)
     if args.json:

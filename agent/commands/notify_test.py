@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from agent.actions.notify import send_test
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -29,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.notify import send_test
+
     require_root("notify test")
     delivery = send_test(paths)
     say(f"delivered to {delivery.sent} of {delivery.total} URL(s) of {delivery.file}")

@@ -13,7 +13,6 @@ from typing import Any
 from rich.table import Table
 
 from agent import render
-from agent.actions.offsite_plan import plan_hosts, plan_workload
 from agent.commands.common import number, percent, require_root, whole
 from agent.errors import UsageError
 from agent.offsite.plan import MAX_VOLSIZE_MIB, STORAGE_CLASSES, Retention, Workload
@@ -120,6 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.offsite_plan import plan_hosts, plan_workload
+
     retention = Retention(args.fulls_kept, args.incrementals_per_full)
     if args.files is None:
         for key in HYPOTHETICAL:

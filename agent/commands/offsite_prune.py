@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent.actions.offsite_prune import offsite_prune
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -36,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.offsite_prune import offsite_prune
+
     require_root("offsite prune")
     progress = (lambda line: None) if args.json else say
     records = offsite_prune(paths, args.hosts, args.target, force=args.force,

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from agent import render
-from agent.actions.offsite_push import offsite_push
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -34,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import render
+    from agent.actions.offsite_push import offsite_push
+
     require_root("offsite push")
     progress = (lambda line: None) if args.json else say
     if args.json or not sys.stdout.isatty():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent import render
-from agent.actions.offsite_status import offsite_status
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
@@ -29,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import render
+    from agent.actions.offsite_status import offsite_status
+
     require_root("offsite status")
     entries = offsite_status(paths, args.hosts)
     if args.json:

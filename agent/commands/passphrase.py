@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent.actions.passphrase import run_passphrase
 from agent.commands.common import say
 from agent.paths import ServerPaths
 
@@ -29,5 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.passphrase import run_passphrase
+
     run_passphrase(paths, args.host, say=say, warn=lambda line: print(line, file=sys.stderr))
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from agent.actions.prune import prune
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -21,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.prune import prune
+
     require_root("prune")
     prune(paths, args.hosts, say)
     return 0

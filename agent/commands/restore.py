@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from agent import remote
-from agent.actions.restore import restore
-from agent.actions.restore_database import restore_database
-from agent.actions.restore_offsite import restore_offsite
 from agent.commands.common import add_time_option, require_root, say, whole
 from agent.errors import UsageError
 from agent.paths import ServerPaths
@@ -75,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote
+    from agent.actions.restore import restore
+    from agent.actions.restore_database import restore_database
+    from agent.actions.restore_offsite import restore_offsite
+
     require_root("restore")
     if args.database is None and args.into is not None:
         raise UsageError("--into goes with --database (files: --to DIR)")

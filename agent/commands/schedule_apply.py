@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from agent.actions.schedule import apply_schedule
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -21,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.schedule import apply_schedule
+
     require_root("schedule apply")
     changed = apply_schedule(paths)
     if changed or not args.quiet:

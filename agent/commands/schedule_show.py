@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from agent import render
-from agent.actions.schedule import show_schedule
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
@@ -24,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import render
+    from agent.actions.schedule import show_schedule
+
     require_root("schedule show")
     schedule = show_schedule(paths)
     if args.json:

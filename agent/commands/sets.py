@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent import render
-from agent.actions.sets import host_sets
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
@@ -30,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import render
+    from agent.actions.sets import host_sets
+
     require_root("sets")
     found = host_sets(paths, args.host)
     if args.json:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent import render
-from agent.actions.status import hosts_status
 from agent.commands.common import require_root
 from agent.paths import ServerPaths
 
@@ -28,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import render
+    from agent.actions.status import hosts_status
+
     require_root("status")
     entries = hosts_status(paths, args.hosts)
     if args.json:

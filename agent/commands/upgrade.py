@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from agent.actions.upgrade import Release, upgrade
 from agent.commands.common import require_root, say
 from agent.paths import ServerPaths
 
@@ -36,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent.actions.upgrade import Release, upgrade
+
     require_root("upgrade")
     release = Release(
         args.version, args.sha256, args.index_url, args.wheelhouse_url, args.wheelhouse_sha256

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from agent import remote
-from agent.actions.verify import verify
 from agent.commands.common import add_time_option, require_root, say
 from agent.paths import ServerPaths
 
@@ -24,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
+    from agent import remote
+    from agent.actions.verify import verify
+
     require_root("verify")
     ssh = remote.Ssh.of_server(paths)
     verify(paths, ssh, args.host, compare_data=args.compare_data, time=args.time, say=say)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from agent.config.load import OffsiteTarget
 from agent.locks import host_lock
-from agent.offsite.push import push_host
 
 if TYPE_CHECKING:
     from agent.hooks import HostRun
@@ -29,6 +28,8 @@ def _pusher(target: OffsiteTarget) -> Callable[[HostRun], None]:
     def step(run: HostRun) -> None:
         def say(line: str) -> None:
             run.log.write(f"dupctl: offsite: {line}\n")
+
+        from agent.offsite.push import push_host  # boto3 loads only for hosts it pushes
 
         context = run.context
         with host_lock(context.paths, context.name, "offsite"):  # not beside a push of it
