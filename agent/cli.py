@@ -8,6 +8,7 @@ docs/dupctl.md.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import logging
 import os
@@ -20,7 +21,7 @@ from types import ModuleType
 from agent.commands import COMMANDS, Group
 from agent.commands.common import HelpFormatter, debug_option
 from agent.entry import lacking
-from agent.errors import DupstackError
+from agent.errors import DupstackError, VolumeReadOnly, read_only_volume
 from agent.paths import ServerPaths
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, not an operator error
@@ -111,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             traceback.print_exc()
+        if isinstance(error, OSError) and error.errno == errno.EROFS:  # a volume went read-only
+            where = error.filename or "a file system"
+            print(f"dupctl: error: {where} is on a read-only file system ({error.strerror})",
+                  file=sys.stderr)  # fmt: skip
+            print(f"dupctl: hint: {read_only_volume('').hint}", file=sys.stderr)
+            return VolumeReadOnly.exit_code
         print(f"dupctl: internal error: {error!r}", file=sys.stderr)
         print("dupctl: hint: rerun with --debug for the traceback", file=sys.stderr)
         return EXIT_INTERNAL

@@ -66,6 +66,25 @@ class CommandFailed(DupstackError):
     exit_code = 7
 
 
+class CacheDamaged(CommandFailed):
+    """duplicity's cache of a host's manifests and signatures disagrees with its sets: the
+    cache is only a copy, dropped and rebuilt from the sets."""
+
+
+class VolumeReadOnly(CommandFailed):
+    """The backup volume is mounted read-only (the kernel remounts ext4 so after an I/O
+    error): nothing can be backed up, pruned or sealed until it is writable again."""
+
+
+def read_only_volume(volume: object) -> VolumeReadOnly:
+    return VolumeReadOnly(
+        f"the backup volume {volume} is read-only (remounted after a disk error?): nothing "
+        "can be written to it",
+        hint="look for I/O errors (dmesg), unmount it and run fsck, mount it again (or reboot: "
+        "`dupctl init` mounts it), then rerun; the sets already on it are untouched",
+    )
+
+
 class ConfigError(UsageError):
     """The inventory (/etc/duplicity/dupstack.yaml) is missing or invalid: names file and key."""
 

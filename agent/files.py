@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -80,6 +81,19 @@ def lock_down_modes(top: Path) -> None:
                 mode = os.stat(name).st_mode & 0o7777
                 if mode & 0o077:
                     os.chmod(name, mode & 0o7700)
+
+
+def read_small(path: Path, limit: int) -> str:
+    """The text of `path`, a regular file of at most `limit` bytes: OSError otherwise (a
+    FIFO would block, /dev/zero never ends)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 10} KiB", str(path))
+    return data.decode(errors="replace")
 
 
 def read_secret_text(path: Path, key: str, holds: str, limit: int, example: str) -> str:

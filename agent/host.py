@@ -4,7 +4,9 @@ volume, read here as file:// or by the host's own duplicity over SFTP. Actions g
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from pathlib import Path
 from agent import execute, quota, screening
 from agent.config.load import DUMP_SPOOL, HostConfig, Inventory, load_inventory
 from agent.duplicity.common import Repository, Selection
-from agent.duplicity.exit_codes import interpret
+from agent.duplicity.exit_codes import CACHE_DAMAGED, interpret
 from agent.errors import HostBusy, NotInBackup
 from agent.execute import ANY_EXIT, Result, Runner
 from agent.files import lock_down_modes
@@ -24,6 +26,8 @@ from agent.paths import ServerPaths
 from agent.repository import backups_dir, server_repository, tenant_repository
 from agent.runlog import stamp
 from agent.sealing import sealed, unsealed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ class HostContext:
         volume = os.statvfs(self.folder)
         return volume.f_bavail * volume.f_frsize
 
+    def read_only(self) -> bool:
+        """Whether the volume is mounted read-only now."""
+        return bool(os.statvfs(self.folder).f_flag & os.ST_RDONLY)
+
     def check(self, done: Result, *, log: str | None = None, pushed: bool = False) -> None:
         """Raise what duplicity's exit means (agent/duplicity/exit_codes); `pushed`: the run
         wrote to the volume, so a full volume is a possible cause."""
@@ -79,6 +87,7 @@ class HostContext:
             log=log,
             volume_free=self.volume_free() if pushed and done.exit_code else None,
             volume=self.paths.mount_point,
+            volume_read_only=bool(pushed and done.exit_code and self.read_only()),
         )
 
     def private_caches(self, tenant: Runner | None = None) -> None:
@@ -93,12 +102,17 @@ class HostContext:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))
 
+    @property
+    def quarantine(self) -> Path:
+        """Where what this host's account added but may not join its history is moved."""
+        return self.paths.volume_state_dir / "quarantine" / self.name
+
     def screen(self, names: list[str], say: Callable[[str], None]) -> list[str]:
         """Move what of `names` may not join the host's history to the quarantine
         (agent/screening.py); "NAME: why" of each."""
         if not names:
             return []
-        folder = self.paths.volume_state_dir / "quarantine" / self.name / stamp(datetime.now(UTC))
+        folder = self.quarantine / stamp(datetime.now(UTC))
         refused = screening.screen(self.folder, names, sealed(self.paths, self.host),
                                    self.passphrase, folder)  # fmt: skip
         for item in refused:
@@ -110,8 +124,18 @@ class HostContext:
         target's credentials); its stdout (errors raised)."""
         self.private_caches()
         done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, env=env)
+        if done.exit_code and CACHE_DAMAGED in done.output:  # only a copy: rebuilt, once
+            logger.warning("%s: duplicity's cache disagrees with the sets: dropped, rebuilt",
+                           self.name)  # fmt: skip
+            shutil.rmtree(_cache_of(argv), ignore_errors=True)
+            done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, env=env)
         self.check(done)
         return done.stdout
+
+
+def _cache_of(argv: tuple[str, ...]) -> Path:
+    """The cache a duplicity argv uses (common.repository_flags: --name, --archive-dir)."""
+    return Path(argv[argv.index("--archive-dir") + 1]) / argv[argv.index("--name") + 1]
 
 
 def open_host(paths: ServerPaths, name: str, *, need_backup: bool = True) -> HostContext:

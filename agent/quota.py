@@ -39,6 +39,19 @@ def usage(folder: Path) -> int:
     return total
 
 
+def tree_usage(folder: Path) -> int:
+    """Bytes everything below `folder` takes on disk (none: 0): a host's quarantine, whose
+    files were its own and still take room."""
+    total = 0
+    for top, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
 def free(folder: Path) -> int:
     volume = os.statvfs(folder)
     return volume.f_bavail * volume.f_frsize
@@ -57,14 +70,21 @@ def default_reserve(folder: Path) -> int:
     return min(256 << 20, volume.f_blocks * volume.f_frsize // 10)
 
 
-def over(host: str, folder: Path, quota: int | None, reserve: int | None) -> QuotaExceeded | None:
-    """Why the host may not write more now, or None (`reserve` None: the default)."""
+def over(
+    host: str, folder: Path, quota: int | None, reserve: int | None, held: int = 0
+) -> QuotaExceeded | None:
+    """Why the host may not write more now, or None (`reserve` None: the default). `held`:
+    the bytes of its quarantine, counted as its own (a tenant planting files run after run
+    would fill the volume through it otherwise)."""
     reserve = default_reserve(folder) if reserve is None else reserve
-    if quota is not None and (used := usage(folder)) >= quota:
+    if quota is not None and (used := usage(folder)) + held >= quota:
+        also = f" and its quarantine {shown(held)}" if held else ""
         return QuotaExceeded(
-            f"{host} is over its quota: its sets take {shown(used)} of {shown(quota)}",
-            hint=f"prune it (dupctl prune {host}), or raise hosts.{host}.quota in the inventory",
-        )
+            f"{host} is over its quota: its sets take {shown(used)}{also} of {shown(quota)}",
+            hint=f"prune it (dupctl prune {host}), or raise hosts.{host}.quota in the inventory"
+            + ("; what is in its quarantine (dupctl status) may be deleted once looked at"
+               if held else ""),
+        )  # fmt: skip
     if (left := free(folder)) < reserve:
         return QuotaExceeded(
             f"the backup volume has {shown(left)} free, less than the reserve of "
@@ -107,7 +127,12 @@ def is_open(folder: Path) -> bool:
 
 @contextmanager
 def watchdog(
-    host: str, folder: Path, quota: int | None, reserve: int | None, stop: Callable[[], None]
+    host: str,
+    folder: Path,
+    quota: int | None,
+    reserve: int | None,
+    stop: Callable[[], None],
+    held: int = 0,
 ) -> Iterator[Callable[[], QuotaExceeded | None]]:
     """Call `stop` once the host goes over; yields what it found (None while all is well)."""
     found: list[QuotaExceeded] = []
@@ -116,7 +141,7 @@ def watchdog(
     def watch() -> None:
         while not done.wait(INTERVAL):
             try:
-                reason = over(host, folder, quota, reserve)
+                reason = over(host, folder, quota, reserve, held)
             except OSError as error:  # the folder itself is gone or unreadable: stop too
                 reason = QuotaExceeded(f"{host}: cannot measure its folder: {error}")
             if reason:  # keep stopping until the run ends: a host may not cooperate

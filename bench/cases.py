@@ -362,6 +362,7 @@ class DuplicityTenantFull(_FleetCase):
     def run(self, ctx: Context, repeat: int) -> Command:
         bench = self.fleet()
         bench.reset(ONE)
+        bench.open_window(ONE)
         argv = bench.on_tenant(ONE, bench.tenant_argv(ONE, full=True), SECRET_FD)
         return Command(
             argv,
@@ -389,7 +390,7 @@ class DupctlBackupOne(_FleetCase):
     def output_bytes(self, ctx: Context, repeat: int) -> int | None:
         size = super().output_bytes(ctx, repeat)
         bench = self.fleet()
-        expected = shlex.join(bench.tenant_argv(ONE, full=True))
+        expected = shlex.join(bench.duplicity_argv(ONE, full=True))
         if (ran := bench.last_remote_argv(ONE)) != expected:  # else the baseline is another
             raise RuntimeError(f"dupctl ran {ran!r} on {ONE}, not {expected!r}")
         return size

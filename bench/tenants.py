@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.config.load import load_inventory
+from agent.config.load import DUMP_SPOOL, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import STABLE_OUTPUT_ENV, Selection
 from agent.host_passphrase import host_passphrase
@@ -122,22 +122,30 @@ class BenchFleet:
         """`name`'s backup passphrase, as dupctl derives it from the stack secret."""
         return host_passphrase(self.bs.path("/etc/duplicity/passphrase").read_bytes(), name)
 
-    def tenant_argv(self, name: str, *, full: bool) -> tuple[str, ...]:
-        """The command dupctl runs on tenant `name` (agent/actions/backup.py, `_run`)."""
+    def duplicity_argv(self, name: str, *, full: bool) -> tuple[str, ...]:
+        """The duplicity command dupctl runs on tenant `name` (agent/actions/backup.py,
+        `_run`): its repository there and its selection, the spool of dumps included."""
         inventory = load_inventory(ServerPaths.from_root(self.bs.path("/")))
         host = inventory.host(name)
-        return (
-            "env",
-            *(f"{key}={value}" for key, value in STABLE_OUTPUT_ENV.items()),
-            *backup_command(
-                tenant_repository(inventory, host),
-                Selection(host.paths, host.excludes),
-                full=full,
-                full_if_older_than=None if full else host.full_if_older_than,
-                volsize=host.volsize,
-                retry_delay=None,
-            ),
+        selection = Selection(host.paths, host.excludes, kept=(DUMP_SPOOL,))  # HostContext's
+        return backup_command(
+            tenant_repository(inventory, host),
+            selection,
+            full=full,
+            full_if_older_than=None if full else host.full_if_older_than,
+            volsize=host.volsize,
+            retry_delay=None,
         )
+
+    def tenant_argv(self, name: str, *, full: bool) -> tuple[str, ...]:
+        """duplicity_argv as the host runs it: in the stable environment (UTC, English)."""
+        stable = (f"{key}={value}" for key, value in STABLE_OUTPUT_ENV.items())
+        return ("env", *stable, *self.duplicity_argv(name, full=full))
+
+    def open_window(self, name: str) -> None:
+        """The host's folder open for writes, as during one of dupctl's runs (agent/quota.py):
+        between runs its account may not write there."""
+        self.backups(name).chmod(0o1770)
 
     def on_tenant(self, name: str, argv: Sequence[str], secret_fd: str) -> list[str]:
         """argv to run `argv` directly on tenant `name` exactly as dupctl has its sshd run it

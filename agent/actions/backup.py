@@ -24,6 +24,7 @@ from agent import execute, metrics, quota, remote
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import backup_name
+from agent.duplicity.exit_codes import CACHE_DAMAGED
 from agent.duplicity.prune import cleanup_command
 from agent.errors import (
     DupstackError,
@@ -33,6 +34,7 @@ from agent.errors import (
     QuotaExceeded,
     RemoteCommandFailed,
     UsageError,
+    read_only_volume,
 )
 from agent.execute import ANY_EXIT
 from agent.hooks import HostRun
@@ -171,6 +173,8 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
             f"{host.name}: {context.folder} does not exist",
             hint=f"dupctl host add {host.name} --address {host.address} sets it up",
         )
+    if context.read_only():  # before anything: each step would fail, slowly or unclearly
+        raise read_only_volume(context.paths.mount_point)
     say(host.name, f"connecting to {host.address}")
     argv = backup_command(
         context.on_host,
@@ -227,25 +231,35 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
             hint=f"{failed[0].hint or f'fix {what} of {host.name}'}; log: {log.name}",
         )
     reserve = context.inventory.reserve
-    if refusal := quota.over(host.name, context.folder, host.quota, reserve):
+    held = quota.tree_usage(context.quarantine) if host.quota is not None else 0
+    if refusal := quota.over(host.name, context.folder, host.quota, reserve, held):
         raise refusal
     say(host.name, f"backing up {' '.join(context.selection.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
     stopped: QuotaExceeded | None = None
     with (
         quota.write_window(context.folder, host.sftp_user),
-        quota.watchdog(host.name, context.folder, host.quota, reserve, stop) as exceeded,
+        quota.watchdog(host.name, context.folder, host.quota, reserve, stop, held) as exceeded,
     ):
         try:
             done = tenant.run(
                 argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True
             )
+            if done.exit_code and CACHE_DAMAGED in done.output and exceeded() is None:
+                # only a copy of the sets' manifests and signatures: dropped, rebuilt, once
+                say(host.name, "its duplicity cache disagrees with its sets: rebuilt from them")
+                log.write("dupctl: the host's cache disagrees with its sets: dropped, again\n")
+                cache = f"{context.on_host.archive_dir}/{context.on_host.name}"
+                tenant.run(("rm", "-rf", "--", cache))
+                done = tenant.run(
+                    argv, secret=context.passphrase, log=log, ok_codes=ANY_EXIT, stable=True
+                )
         except RemoteCommandFailed:  # killed by the watchdog (exit -1), or cut off
             if (stopped := exceeded()) is None:
                 raise
     stopped = stopped or exceeded()  # the watchdog stopped it (whatever its exit code)
     if stopped is None and done.exit_code == 0:  # a failed run is its own error, below
-        stopped = quota.over(host.name, context.folder, host.quota, reserve)
+        stopped = quota.over(host.name, context.folder, host.quota, reserve, held)
     if stopped:
         # What this run wrote takes the room of others: it goes (it is all unsealed now).
         for name in unsealed(paths, host):

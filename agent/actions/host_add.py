@@ -91,17 +91,25 @@ def add_host(
             f"bad host name {request.name!r}",
             hint="1 to 28 lowercase letters, digits or '-' (it becomes the account dup-NAME)",
         )
+    _planned(paths, request)  # every refusal before anything is made, even the lock's file
     with host_lock(paths, request.name):
         return _add(paths, request, ssh, say)
+
+
+def _planned(paths: ServerPaths, request: HostRequest) -> tuple[Inventoried, tuple[str, int]]:
+    """The inventory as it is and how the host reaches this server, once the host's entry
+    as the request makes it is checked (every refusal is here)."""
+    inventoried = Inventoried.read(paths, request.name)
+    server = server_endpoint(paths, inventoried, request)
+    settings, server_section = planned_entry(inventoried, request)
+    check_host_entry(paths, request.name, settings, server_section)
+    return inventoried, server
 
 
 def _add(
     paths: ServerPaths, request: HostRequest, ssh: remote.Ssh, say: Callable[[str], None]
 ) -> Report:
-    inventoried = Inventoried.read(paths, request.name)
-    server = server_endpoint(paths, inventoried, request)
-    settings, server_section = planned_entry(inventoried, request)
-    check_host_entry(paths, request.name, settings, server_section)  # before any change
+    inventoried, server = _planned(paths, request)  # again, as it is now under the lock
     if not os.path.ismount(paths.mount_point):
         raise UsageError(
             f"the backup volume is not mounted at {paths.mount_point}", hint="run dupctl init"

@@ -39,21 +39,14 @@ def _remove(
     say(f"dupctl host remove {name}")
     account = sftp_account(name)
     inventory = load_inventory(paths) if paths.config_file.exists() else None
-    if inventory is not None and name in inventory.hosts:
-        host = inventory.hosts[name]
-        if remote.pinned_key(ssh, host) is not None:
-            pins = remote.pinned_lines(ssh.known_hosts.read_text(), host, None)
-            write_atomic(ssh.known_hosts, pins, 0o600)
-            report.step("host key", f"pin of {host.address} removed", True)
-        remove_from_inventory(paths, name)
-        report.step("inventory", f"{name} removed from {paths.config_file}", True)
-        if crontab.refresh(paths):
-            report.step("schedule", f"{name}'s jobs removed from {paths.hosts_cron_file}", True)
+    # The account first, the inventory last: a step that fails leaves the host listed, and
+    # running `host remove` again finishes what is left.
     try:
         pwd.getpwnam(account)
     except KeyError:
         pass
     else:
+        execute.run(("pkill", "-KILL", "-u", account), ok_codes=(0, 1))  # its SFTP sessions
         execute.run(userdel_argv(account))
         report.step("account", f"user {account} removed", True)
     key_file = paths.sftp_keys_dir / account
@@ -69,6 +62,16 @@ def _remove(
             f"{chroot} deleted" if purge else f"{chroot} kept (delete with --purge)",
             purge,
         )
+    if inventory is not None and name in inventory.hosts:
+        host = inventory.hosts[name]
+        if remote.pinned_key(ssh, host) is not None:
+            pins = remote.pinned_lines(ssh.known_hosts.read_text(), host, None)
+            write_atomic(ssh.known_hosts, pins, 0o600)
+            report.step("host key", f"pin of {host.address} removed", True)
+        remove_from_inventory(paths, name)
+        report.step("inventory", f"{name} removed from {paths.config_file}", True)
+        if crontab.refresh(paths):
+            report.step("schedule", f"{name}'s jobs removed from {paths.hosts_cron_file}", True)
     say(
         f"host remove {name}: {len(report.changes)} change(s): {', '.join(report.changes)}"
         if report.changes

@@ -20,7 +20,7 @@ from agent.duplicity.prune import (
     remove_all_but_n_full_command,
     remove_older_than_command,
 )
-from agent.errors import DupstackError
+from agent.errors import DupstackError, read_only_volume
 from agent.host import open_host
 from agent.locks import host_lock
 from agent.paths import ServerPaths
@@ -63,6 +63,8 @@ def prune_host(paths: ServerPaths, name: str) -> str:
     folder = backups_dir(paths, sets.host)
     if not sets.has_backup():
         return f"prune {name}: no backups yet"
+    if sets.read_only():  # it could remove nothing, nor say what it would have
+        raise read_only_volume(paths.mount_point)
     host = sets.host
     unfinished = unsealed(paths, host)
     if unfinished:

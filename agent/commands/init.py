@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from agent.actions.init import MODES, InitOptions, run_init
-from agent.commands.common import require_root, say
+from agent.commands.common import number, require_root, say
 from agent.errors import UsageError
 from agent.paths import ServerPaths
 from agent.stack_env import read_stack_env
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--wait",
-        type=float,
+        type=number(0, 86400, "a number of seconds"),
         default=DEFAULT_WAIT,
         metavar="SECONDS",
         help=f"how long to wait for the device (default {DEFAULT_WAIT:g})",

@@ -8,16 +8,20 @@ from pathlib import Path
 
 from agent.errors import (
     BackupDamaged,
+    CacheDamaged,
     CommandFailed,
     DupstackError,
     KeyMismatch,
     NotInBackup,
     TargetNotEmpty,
     UsageError,
+    read_only_volume,
 )
 from agent.execute import Result
 
 FULL = 2**20  # bytes: less free space on the volume after a failed run means it filled up
+# what duplicity 3.2.1 says when its cache (archive dir) and the sets disagree
+CACHE_DAMAGED = "the local archive directory has been corrupted"
 
 
 def interpret(
@@ -28,11 +32,13 @@ def interpret(
     log: str | None = None,
     volume_free: int | None = None,
     volume: Path | None = None,
+    volume_read_only: bool = False,
 ) -> None:
     """Raise what duplicity's exit means for `host`'s backups; nothing when it is 0.
 
     `volume_free` (bytes left on `volume` after a run that pushed to it) tells a full volume
-    from other failures; `log` is named in the hint of failures that leave one."""
+    from other failures, as `volume_read_only` tells one remounted read-only meanwhile;
+    `log` is named in the hint of failures that leave one."""
     code = done.exit_code
     if code == 0:
         return
@@ -47,6 +53,8 @@ def interpret(
     )
     if "Bad session key" in output or code == 31:  # 31, or 1 when the cache's check hits it
         raise wrong_secret
+    if volume_read_only:  # SFTP says "Failure" for that too
+        raise read_only_volume(volume)
     if volume_free is not None and volume_free < FULL:  # SFTP does not say "disk full"
         raise CommandFailed(
             f"{host}: the backup volume {volume} is full ({volume_free} bytes free): "
@@ -55,7 +63,13 @@ def interpret(
             "intact and the next run removes the unfinished one" + (f"; log: {log}" if log else ""),
         )
     error: DupstackError
-    if code == 11:
+    if CACHE_DAMAGED in output:
+        error = CacheDamaged(
+            f"duplicity's cache of {host}'s sets disagrees with them ({last})",
+            hint="the cache is only a copy of the sets' manifests and signatures: dupctl drops "
+            "it and rebuilds it from the sets; rerun",
+        )
+    elif code == 11:
         error = TargetNotEmpty(f"{last}: restore only writes into a missing or empty folder")
     elif code in (19, 20):
         error = NotInBackup(

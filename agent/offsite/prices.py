@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
+from agent.files import read_small
 from agent.offsite import plan
 
 PRICES_FILE = Path(__file__).resolve().parents[1] / "data" / "prices.json"
+MAX_PRICES = 1 << 20  # bytes: prices.json is 4 KB
 
 
 def load_prices(
@@ -26,7 +28,7 @@ def load_prices(
         source = "the inventory's offsite.prices"
     if override is not None:
         try:
-            text = override.read_text()
+            text = read_small(override, MAX_PRICES)
         except OSError as error:
             raise UsageError(f"cannot read --prices {override}: {error.strerror}") from None
         try:

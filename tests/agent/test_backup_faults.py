@@ -21,6 +21,7 @@ import yaml
 from fleet import Fleet, Host, _pids_in_netns
 from fleet.backup import BACKUPS, backup_server, set_host_options
 from tests.agent.backup_fleet import (
+    DATA,
     dupctl,
     restore,
     snapshot,
@@ -120,6 +121,25 @@ def test_a_full_volume_fails_clearly_and_the_next_run_succeeds(fleet: Fleet, bs:
     assert restore(bs, "big", "/root/big-2") == snapshot(big)
 
 
+def test_a_read_only_volume_is_named_at_once_and_nothing_is_tried(fleet: Fleet, bs: Host) -> None:
+    ro = tenant(fleet, "ro")
+    backed_up(bs, "ro")
+    bs.run(["mount", "-o", "remount,ro", "/mnt/vdb"])  # as ext4 does after an I/O error
+    try:
+        done = backup(bs, "ro")
+        pruned = dupctl(bs, "prune", "ro")
+    finally:
+        bs.run(["mount", "-o", "remount,rw", "/mnt/vdb"])
+    assert done.returncode == 7, done.stderr
+    assert "the backup volume /mnt/vdb is read-only" in done.stderr and "fsck" in done.stderr
+    assert "connecting to" not in done.stdout  # refused before any step, never retried
+    assert pruned.returncode == 7 and "read-only" in pruned.stderr, pruned.stderr
+    assert "internal error" not in done.stderr + pruned.stderr
+    assert status(bs, "ro")["last_run"]["result"] == "failed"
+    backed_up(bs, "ro")
+    assert restore(bs, "ro", "/root/ro") == snapshot(ro)
+
+
 def test_a_lost_cache_on_the_host_does_not_stop_incrementals(fleet: Fleet, bs: Host) -> None:
     forgetful = tenant(fleet, "forgetful")
     backed_up(bs, "forgetful")
@@ -130,6 +150,21 @@ def test_a_lost_cache_on_the_host_does_not_stop_incrementals(fleet: Fleet, bs: H
     assert re.search(r"forgetful +ok +incremental", done.stdout)
     assert (status(bs, "forgetful")["chains"], status(bs, "forgetful")["sets"]) == (1, 2)
     assert restore(bs, "forgetful", "/root/forgetful") == snapshot(forgetful)
+
+
+def test_a_damaged_cache_on_the_host_is_rebuilt_from_the_sets(fleet: Fleet, bs: Host) -> None:
+    damaged = tenant(fleet, "damaged")
+    backed_up(bs, "damaged")
+    for file in damaged.path("/var/cache/dupstack/dupstack-damaged").iterdir():
+        file.write_bytes(os.urandom(100))  # every cached manifest and signature file garbled
+    write_files(damaged, 2, "after the cache was damaged")
+    done = backup(bs, "damaged")
+    assert done.returncode == 0, done.stderr
+    assert "damaged: its duplicity cache disagrees with its sets: rebuilt from them" in done.stdout
+    assert (status(bs, "damaged")["chains"], status(bs, "damaged")["sets"]) == (1, 2)
+    restored = dupctl(bs, "restore", "damaged", "--path", DATA, "--to", "/root/damaged-1")
+    assert restored.returncode == 0, restored.stderr
+    assert snapshot(bs, f"/root/damaged-1{DATA}") == snapshot(damaged)
 
 
 def test_a_replaced_stack_secret_is_a_clear_error(fleet: Fleet, bs: Host) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -170,6 +171,25 @@ def test_a_host_whose_clock_is_off_is_refused(fleet: Fleet, bs: Host) -> None:
     assert "hostb's clock is 87600.0 h ahead of this server's" in done.stderr
     assert "timedatectl set-ntp true" in done.stderr
     assert status(bs, "hostb")["sets"] == before
+
+
+def test_what_a_host_planted_counts_against_its_quota(fleet: Fleet, bs: Host) -> None:
+    """Quarantined files were the host's and still take room: planting run after run must
+    not fill the volume past its quota."""
+    hosta = fleet.hosts["hosta"]
+    assert plant(fleet, hosta, {"filler.bin": os.urandom(3 << 20)}) == 0
+    ok(dupctl(bs, "backup", "hosta"))  # screened: moved to the quarantine
+    used = int(bs.run(["du", "-sb", BACKUPS.format("hosta")]).stdout.split()[0])
+    set_host_options(bs, "hosta", quota=f"{used // 1024 + 1024}K")  # 1 MiB room in its sets
+    try:
+        done = dupctl(bs, "backup", "hosta")
+        assert done.returncode == 14, done.stderr
+        assert "and its quarantine 3.0 MiB of " in done.stderr
+        assert "quarantine (dupctl status) may be deleted" in done.stderr
+    finally:
+        set_host_options(bs, "hosta", quota=None)
+    shutil.rmtree(bs.path("/mnt/vdb/.dupstack/quarantine/hosta"))
+    ok(dupctl(bs, "backup", "hosta"))
 
 
 def test_a_host_over_its_quota_is_stopped_alone(fleet: Fleet, bs: Host) -> None:
