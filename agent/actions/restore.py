@@ -116,9 +116,14 @@ def restore(
             if runner.run(final, ok_codes=(0, 1)).exit_code:  # appeared meanwhile
                 raise refused
             runner.run(("python3", "-c", MOVE, placed, target))
+            if not to_host:  # the host's owners and set-id files: nobody else's way in here
+                os.chmod(folder, 0o700)
         finally:
             runner.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
-    say(f"restored {what} to {shlex.quote(shown(target))} {where}")
+    say(
+        f"restored {what} to {shlex.quote(shown(target))} {where}"
+        + ("" if to_host else f" ({shlex.quote(shown(folder))} is root's alone: 0700)")
+    )
     reapply.told(report, what, where, say)
 
 

@@ -172,6 +172,7 @@ def restore_offsite(
             if Path(folder).is_dir():
                 Path(folder).rmdir()  # empty, as checked
             inside.rename(folder)
+            os.chmod(folder, 0o700)  # the host's owners and set-id files: nobody else's way in
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     say(f"restored {what} from {target_name} to {shlex.quote(shown(target))} {where}")

@@ -94,8 +94,9 @@ def test_restore_one_path_as_of_an_earlier_backup(bs: Host, backups: Backups) ->
                   backups.full_time, "--to", "/tmp/old")  # fmt: skip
     assert ok(done) == (
         f"restored {APP}/config.txt of web1 (as of {backups.full_time}) "
-        f"to /tmp/old{APP}/config.txt on this server\n"
+        f"to /tmp/old{APP}/config.txt on this server (/tmp/old is root's alone: 0700)\n"
     )
+    assert bs.path("/tmp/old").stat().st_mode & 0o777 == 0o700  # set-id files, others' uids
     restored = bs.path(f"/tmp/old{APP}/config.txt")
     assert restored.read_bytes() == b"version 1\n"
     assert tree(restored) == {".": backups.full["config.txt"]}
