@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent import execute
-from agent.errors import QuotaExceeded
+from agent.errors import DupstackError, QuotaExceeded, read_only_volume
 
 OPEN, CLOSED = 0o1770, 0o1750  # the host's group may create files / only read
 INTERVAL = 0.2  # seconds between the watchdog's looks
@@ -72,10 +73,13 @@ def default_reserve(folder: Path) -> int:
 
 def over(
     host: str, folder: Path, quota: int | None, reserve: int | None, held: int = 0
-) -> QuotaExceeded | None:
+) -> DupstackError | None:
     """Why the host may not write more now, or None (`reserve` None: the default). `held`:
     the bytes of its quarantine, counted as its own (a tenant planting files run after run
-    would fill the volume through it otherwise)."""
+    would fill the volume through it otherwise). A volume gone read-only is a reason too:
+    the host's duplicity would retry each upload for minutes."""
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return read_only_volume(_mount_of(folder))
     reserve = default_reserve(folder) if reserve is None else reserve
     if quota is not None and (used := usage(folder)) + held >= quota:
         also = f" and its quarantine {shown(held)}" if held else ""
@@ -108,8 +112,16 @@ def write_window(folder: Path, account: str) -> Iterator[None]:
 
 
 def close(folder: Path, account: str) -> None:
-    """Close the host's folder for writes, here and now (also one a killed run left open)."""
-    os.chmod(folder, CLOSED)
+    """Close the host's folder for writes, here and now (also one a killed run left open).
+    On a volume gone read-only nothing can be written, by the host either: its sessions
+    end, the modes wait for the next run (the run's own error says why)."""
+    try:
+        os.chmod(folder, CLOSED)
+    except OSError as error:
+        if error.errno != errno.EROFS:
+            raise
+        execute.run(("pkill", "-KILL", "-u", account), ok_codes=(0, 1))
+        return
     execute.run(("pkill", "-KILL", "-u", account), ok_codes=(0, 1))  # 1: none was running
     uid = pwd.getpwnam(account).pw_uid
     for entry in os.scandir(folder):
@@ -119,6 +131,13 @@ def close(folder: Path, account: str) -> None:
                 os.chmod(entry.path, 0o440)
         except OSError:
             continue
+
+
+def _mount_of(folder: Path) -> Path:
+    """The mount point `folder` is on (the volume's, unless something is mounted below)."""
+    while not os.path.ismount(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def is_open(folder: Path) -> bool:
@@ -133,13 +152,14 @@ def watchdog(
     reserve: int | None,
     stop: Callable[[], None],
     held: int = 0,
-) -> Iterator[Callable[[], QuotaExceeded | None]]:
+) -> Iterator[Callable[[], DupstackError | None]]:
     """Call `stop` once the host goes over; yields what it found (None while all is well)."""
-    found: list[QuotaExceeded] = []
+    found: list[DupstackError] = []
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(INTERVAL):
+            reason: DupstackError | None
             try:
                 reason = over(host, folder, quota, reserve, held)
             except OSError as error:  # the folder itself is gone or unreadable: stop too

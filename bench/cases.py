@@ -626,3 +626,6 @@ def selected(names: Sequence[str] | None) -> list[type[Case]]:
     if unknown:
         raise KeyError(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     return [CASES[n] for n in names]
+
+
+import bench.knobs  # noqa: E402, F401 - registers the knob cases (issue 13) after these

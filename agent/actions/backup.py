@@ -31,9 +31,9 @@ from agent.errors import (
     HookFailed,
     HostBusy,
     HostNotReady,
-    QuotaExceeded,
     RemoteCommandFailed,
     UsageError,
+    VolumeReadOnly,
     read_only_volume,
 )
 from agent.execute import ANY_EXIT
@@ -236,7 +236,7 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
         raise refusal
     say(host.name, f"backing up {' '.join(context.selection.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
-    stopped: QuotaExceeded | None = None
+    stopped: DupstackError | None = None
     with (
         quota.write_window(context.folder, host.sftp_user),
         quota.watchdog(host.name, context.folder, host.quota, reserve, stop, held) as exceeded,
@@ -260,6 +260,9 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
     stopped = stopped or exceeded()  # the watchdog stopped it (whatever its exit code)
     if stopped is None and done.exit_code == 0:  # a failed run is its own error, below
         stopped = quota.over(host.name, context.folder, host.quota, reserve, held)
+    if isinstance(stopped, VolumeReadOnly):  # nothing can go: the next run cleans up
+        log.write(f"dupctl: stopped: {stopped.message}\n")
+        raise stopped
     if stopped:
         # What this run wrote takes the room of others: it goes (it is all unsealed now).
         for name in unsealed(paths, host):

@@ -152,6 +152,41 @@ def test_a_lost_cache_on_the_host_does_not_stop_incrementals(fleet: Fleet, bs: H
     assert restore(bs, "forgetful", "/root/forgetful") == snapshot(forgetful)
 
 
+def test_a_volume_gone_read_only_mid_run_is_named_and_the_next_run_cleans_up(
+    fleet: Fleet, bs: Host
+) -> None:
+    """A read-only bind mount over the host's folder, made while it uploads: new files there
+    fail with EROFS as after ext4's remount-ro, and statvfs says read-only."""
+    midway = tenant(fleet, "midway")
+    backed_up(bs, "midway")
+    midway.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
+    set_host_options(bs, "midway", volsize=1)
+    folder = BACKUPS.format("midway")
+    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "midway"]), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    backups = bs.path(folder)
+    deadline = time.monotonic() + 30
+    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    bs.run(["mount", "--bind", folder, folder])
+    try:
+        bs.run(["mount", "-o", "remount,bind,ro", folder])
+        out, err = run.communicate(timeout=120)
+    finally:
+        bs.run(["umount", folder])
+    assert run.returncode == 7, out + err
+    assert "the backup volume /mnt/vdb is read-only" in err and "internal error" not in err
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    document = yaml.safe_load(inventory.read_text())
+    del document["hosts"]["midway"]["volsize"]  # as before (a later test edits every host)
+    inventory.write_text(yaml.safe_dump(document))
+    done = backup(bs, "midway")
+    assert done.returncode == 0, done.stderr
+    assert "midway: cleaning up" in done.stdout
+    assert restore(bs, "midway", "/root/midway") == snapshot(midway)
+
+
 def test_a_damaged_cache_on_the_host_is_rebuilt_from_the_sets(fleet: Fleet, bs: Host) -> None:
     damaged = tenant(fleet, "damaged")
     backed_up(bs, "damaged")
