@@ -152,12 +152,21 @@ def _drill(
     listing = scratch / "files.log"
     say(f"{name}: listing the latest set")
     sets.run_here(list_files_command(sets.here, log_file=str(listing)))
-    # not the spool (dumps, metadata record): made for the backup, gone from the host after
+    # not the spool (dumps, metadata record), made for the backup and gone from the host
+    # after, nor its folders (/var, /var/backups) where only the spool brought them in
     spool = os.fsencode(DUMP_SPOOL)
+    chosen = [os.fsencode(path).rstrip(b"/") for path in sets.host.paths]
+
+    def selected(path: bytes) -> bool:  # in the set with or without the spool
+        return any(path == top or path.startswith(top + b"/") or top.startswith(path + b"/")
+                   or path == b"/" for top in chosen)  # fmt: skip
+
     entries = [
         entry
         for entry in parse_file_log(listing.read_text(errors="surrogateescape"))
-        if entry.path != spool and not entry.path.startswith(spool + b"/")
+        if entry.path != spool
+        and not entry.path.startswith(spool + b"/")
+        and (selected(entry.path) or not spool.startswith(entry.path + b"/"))
     ]
     regular = [entry for entry in entries if entry.type == "reg"]
     wanted = min(options.max_files, math.ceil(len(regular) * options.sample_percent / 100))
