@@ -11,9 +11,10 @@ import sys
 
 def main() -> int:
     try:
-        from agent import cli
+        from agent import cli, stop
     except ModuleNotFoundError as missing:
         return lacking(missing)
+    stop.install()  # here, not in cli.main: a process that calls that keeps its own handler
     return cli.main()
 
 

@@ -188,3 +188,9 @@ class BackupDiffers(DupstackError):
 
 class TargetNotEmpty(UsageError):
     """A restore target exists (and is not an empty folder): restore never overwrites."""
+
+
+class Stopped(DupstackError):
+    """dupctl was told to stop (SIGTERM): the runs under way were stopped, cleanly."""
+
+    exit_code = 20

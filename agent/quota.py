@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent import execute
+from agent import execute, stop
 from agent.errors import DupstackError, QuotaExceeded, read_only_volume
 
 OPEN, CLOSED = 0o1770, 0o1750  # the host's group may create files / only read
@@ -76,8 +76,10 @@ def over(
 ) -> DupstackError | None:
     """Why the host may not write more now, or None (`reserve` None: the default). `held`:
     the bytes of its quarantine, counted as its own (a tenant planting files run after run
-    would fill the volume through it otherwise). A volume gone read-only is a reason too:
-    the host's duplicity would retry each upload for minutes."""
+    would fill the volume through it otherwise). A volume gone read-only is a reason too
+    (the host's duplicity would retry each upload for minutes), and so is a SIGTERM."""
+    if stop.REQUESTED.is_set():  # SIGTERM: ended as a run over its quota is
+        return stop.stopped(f"{host}'s run was stopped")
     if os.statvfs(folder).f_flag & os.ST_RDONLY:
         return read_only_volume(_mount_of(folder))
     reserve = default_reserve(folder) if reserve is None else reserve

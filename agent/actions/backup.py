@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from agent import execute, metrics, quota, remote
+from agent import execute, metrics, quota, remote, stop
 from agent.config.load import HostConfig, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
 from agent.duplicity.common import backup_name
@@ -173,6 +173,8 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
             f"{host.name}: {context.folder} does not exist",
             hint=f"dupctl host add {host.name} --address {host.address} sets it up",
         )
+    if stop.REQUESTED.is_set():  # SIGTERM while other hosts ran: this one never starts
+        raise stop.stopped(f"{host.name} was not backed up")
     if context.read_only():  # before anything: each step would fail, slowly or unclearly
         raise read_only_volume(context.paths.mount_point)
     say(host.name, f"connecting to {host.address}")

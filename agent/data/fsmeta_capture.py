@@ -74,7 +74,8 @@ def inside(path: bytes, root: bytes) -> bool:
 
 def main() -> None:
     request = json.load(sys.stdin)
-    excludes = [glob_regex(p) for p in request["excludes"]]
+    # a pattern ending in "/" matches folders only (duplicity's selection does the same)
+    excludes = [(glob_regex(p.rstrip("/") or "/"), p.endswith("/")) for p in request["excludes"]]
     skip = {os.fsencode(p) for p in request["skip"]}
     record = os.fsencode(request["record"])
     partial = record + b".partial"
@@ -123,8 +124,12 @@ def main() -> None:
                 if info.st_size and info.st_blocks * 512 < info.st_size:
                     sparse.append(relative(path))
 
-        def excluded(path: bytes) -> bool:
-            return path in skip or any(pattern.match(path) for pattern in excludes)
+        def excluded(path: bytes, info: os.stat_result) -> bool:
+            folder = stat.S_ISDIR(info.st_mode)
+            return path in skip or any(
+                pattern.match(path) and (folder or not folders_only)
+                for pattern, folders_only in excludes
+            )
 
         # a root inside another is walked with it; no link is followed, so no path twice
         roots = sorted({os.path.normpath(os.fsencode(top)) for top in request["paths"]})
@@ -133,14 +138,14 @@ def main() -> None:
             stack = [root]
             while stack:
                 path = stack.pop()
-                if path != root and excluded(path):
-                    continue
                 try:
                     info = os.lstat(path)
                 except FileNotFoundError:
                     continue
                 except OSError as error:
                     failed(path, error)
+                    continue
+                if path != root and excluded(path, info):
                     continue
                 visit(path, info)
                 if stat.S_ISDIR(info.st_mode):

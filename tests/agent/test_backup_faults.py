@@ -187,6 +187,51 @@ def test_a_volume_gone_read_only_mid_run_is_named_and_the_next_run_cleans_up(
     assert restore(bs, "midway", "/root/midway") == snapshot(midway)
 
 
+def test_a_sigterm_stops_the_run_cleanly_and_records_it(fleet: Fleet, bs: Host) -> None:
+    """As systemd stops a server: the host's duplicity is ended, what the run wrote removed,
+    its folder closed, the run recorded as stopped (exit 20)."""
+    term = tenant(fleet, "term")
+    backed_up(bs, "term")
+    term.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
+    set_host_options(bs, "term", volsize=1)
+    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "term"]), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    backups = bs.path(BACKUPS.format("term"))
+    deadline = time.monotonic() + 30
+    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    run.send_signal(signal.SIGTERM)  # dupctl itself (nsenter execs it)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 20, out + err
+    assert "dupctl was stopped (SIGTERM): term's run was stopped" in err
+    assert "what this run wrote was removed" in err
+    record = status(bs, "term")["last_run"]
+    assert record["result"] == "failed" and record["error"].startswith("dupctl was stopped")
+    assert all(f.stat().st_uid == 0 for f in backups.iterdir())  # nothing half-written left
+    assert backups.stat().st_mode & 0o7777 == 0o1750
+
+    def duplicity_on_term() -> bool:
+        for pid in _pids_in_netns(term.keeper.net):
+            try:
+                if b"duplicity" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:  # ended meanwhile
+                continue
+        return False
+
+    deadline = time.monotonic() + 10
+    while duplicity_on_term():
+        assert time.monotonic() < deadline, "the host's duplicity still runs"
+        time.sleep(0.1)
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    document = yaml.safe_load(inventory.read_text())
+    del document["hosts"]["term"]["volsize"]  # as before (a later test edits every host)
+    inventory.write_text(yaml.safe_dump(document))
+    backed_up(bs, "term")
+    assert restore(bs, "term", "/root/term") == snapshot(term)
+
+
 def test_a_damaged_cache_on_the_host_is_rebuilt_from_the_sets(fleet: Fleet, bs: Host) -> None:
     damaged = tenant(fleet, "damaged")
     backed_up(bs, "damaged")

@@ -106,6 +106,21 @@ def test_a_record_re_applies_links_holes_and_attributes_and_names_what_cannot(
     assert any(line.startswith("warning: not re-applied: ") for line in failing.lines())
 
 
+def test_a_pattern_ending_in_a_slash_excludes_folders_only_as_duplicity_does(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "src"
+    (source / "cache").mkdir(parents=True)
+    (source / "cache" / "f").write_bytes(b"y")
+    os.setxattr(source / "cache" / "f", "user.in_folder", b"1")
+    (source / "log").write_bytes(b"z")  # a file: "log/" does not match it
+    os.setxattr(source / "log", "user.a_file", b"1")
+    record = tmp_path / "record"
+    capture([str(source)], [f"{source}/cache/", f"{source}/log/"], record)
+    dump = (record / "xattrs").read_bytes()
+    assert b"user.in_folder" not in dump and b"user.a_file" in dump
+
+
 def test_without_a_record_the_restore_says_what_did_not_come_back(tmp_path: Path) -> None:
     report = apply(tmp_path / "none", tmp_path, "")
     assert not report.found
