@@ -15,7 +15,7 @@ from typing import Any
 from agent.config.load import load_inventory
 from agent.errors import DupstackError, OffsiteFailed
 from agent.locks import host_lock
-from agent.offsite.push import Meter, push_escrow, push_host
+from agent.offsite.push import ESCROW_HOST, Meter, push_escrow, push_host
 from agent.paths import ServerPaths
 
 
@@ -34,7 +34,8 @@ def offsite_push(
     records: list[dict[str, Any]] = []
     for target in targets:
         try:
-            push_escrow(paths, target, say)
+            with host_lock(paths, ESCROW_HOST, "offsite"):  # its ledger: one push at a time
+                push_escrow(paths, target, say)
         except DupstackError as error:
             records.append({"host": None, "target": target.name, "error": error.message})
             say(f"escrow -> {target.name}: failed: {error.message}")

@@ -14,6 +14,7 @@ ETag is not the one recorded, or its sha256 differs) is uploaded again and named
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -135,8 +136,11 @@ def _push(
         if remote and not entry and remote.size == size:  # there, never recorded: check it
             head = store.head(host, name)
             digest = sha256_of(file)
-            if head.sha256 == digest and head.checksum in (None, digest):
-                recorded[name] = _entry(size, digest, remote.etag, remote.storage_class, mtime)
+            wanted = storage_class(target, name)
+            if (head.sha256, head.storage_class) == (digest, wanted) and head.checksum in (
+                None, digest
+            ):  # fmt: skip
+                recorded[name] = _entry(size, digest, remote.etag, wanted, mtime)
                 result.skipped += 1
                 continue
         if remote or entry:  # changed there, or recorded as copied and gone: named
@@ -144,6 +148,7 @@ def _push(
         todo.append(name)
     lock = threading.Lock()
     sent = [0]
+    saved = [time.monotonic()]
     total = sum(files[name].stat().st_size for name in todo)
     advance = meter(f"{host} -> {target.name}", total) if meter and todo else None
 
@@ -177,7 +182,11 @@ def _push(
             )
         with lock:
             recorded[name] = _entry(size, digest, head.etag, wanted, file.stat().st_mtime_ns)
-            save_ledger(paths, target.name, host, ledger)
+            # at most once a second (a rewrite per object is quadratic): what a killed push
+            # copied but did not record is checked by the next (there, never recorded)
+            if time.monotonic() - saved[0] >= 1.0:
+                save_ledger(paths, target.name, host, ledger)
+                saved[0] = time.monotonic()
             result.copied += 1
             result.bytes += size
             if result.copied % 10 == 0 or result.copied == len(todo):
@@ -195,6 +204,8 @@ def _push(
                     done.result()
         except BaseException:
             pool.shutdown(cancel_futures=True)  # the rest waits for the next push
+            with lock:
+                save_ledger(paths, target.name, host, ledger)  # what was copied, checked
             raise
     ledger["last_push"] = stamp(datetime.now(UTC))
     save_ledger(paths, target.name, host, ledger)
