@@ -83,6 +83,16 @@ def lock_down_modes(top: Path) -> None:
                     os.chmod(name, mode & 0o7700)
 
 
+def is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (surrogate escapes): duplicity
+    cannot restore into it, nor SSH carry it as text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_small(path: Path, limit: int) -> str:
     """The text of `path`, a regular file of at most `limit` bytes: OSError otherwise (a
     FIFO would block, /dev/zero never ends)."""

@@ -38,6 +38,7 @@ from agent.errors import (
     UsageError,
 )
 from agent.execute import Result
+from agent.files import is_utf8
 from agent.paths import ServerPaths
 
 logger = logging.getLogger(__name__)
@@ -161,21 +162,13 @@ def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = 
     """The command line sent to the host: shlex-quoted argv (through env(1) for a `stable`
     output: UTC, English), the secret read from stdin first, via sudo -n unless root. An
     argv with bytes that are not UTF-8 (surrogate escapes) goes as base64 (BYTES_EXEC)."""
-    if not all(word.isascii() or _is_utf8(word) for word in argv):
+    if not all(word.isascii() or is_utf8(word) for word in argv):
         words = (base64.b64encode(os.fsencode(word)).decode() for word in argv)
         argv = ("python3", "-c", BYTES_EXEC, *words)
     if stable:
         argv = ("env", *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()), *argv)
     command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
     return shlex.join(command if user == "root" else ["sudo", "-n", "--", *command])
-
-
-def _is_utf8(word: str) -> bool:
-    try:
-        word.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _Stdin(io.StringIO):

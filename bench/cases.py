@@ -126,22 +126,15 @@ def duplicity_command(
     volsize: int = VOLSIZE_MB,
 ) -> Command:
     """`duplicity ACTION` as dupstack will run it: symmetric, PASSPHRASE in the environment."""
-    argv = [
-        ctx.duplicity,
-        action,
-        "--name",
-        "bench",
-        "--archive-dir",
-        str(archive),
-        "--tempdir",
-        ctx.env()["TMPDIR"],
-        "--volsize",
-        str(volsize),
-        *extra,
-        str(source),
-        url,
-    ]
+    argv = [*duplicity_argv(ctx, action, archive), "--volsize", str(volsize), *extra,
+            str(source), url]  # fmt: skip
     return Command(argv, env={**ctx.env(), "PASSPHRASE": ctx.passphrase})
+
+
+def duplicity_argv(ctx: Context, action: str, archive: Path) -> list[str]:
+    """`duplicity ACTION` with the bench's backup name, cache and temp dir."""
+    return [ctx.duplicity, action, "--name", "bench", "--archive-dir", str(archive),
+            "--tempdir", ctx.env()["TMPDIR"]]  # fmt: skip
 
 
 def _pipeline(ctx: Context, repeat: int, middle: str, gpg_extra: str = "") -> Command:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from bench.cases import VOLSIZE_MB, Case, Context, duplicity_command, register
+from bench.cases import VOLSIZE_MB, Case, Context, duplicity_argv, duplicity_command, register
 from bench.dataset import Mutation, mutate
 from bench.measure import Command, run_checked
 from bench.sshd import LoopbackSshd
@@ -366,20 +366,8 @@ def _evolve(ctx: Context, after_each: Callable[[Path], None] | None = None) -> E
 def _restore_command(ctx: Context, url: str, archive: Path, path: str, target: Path) -> Command:
     """`duplicity restore` of one path, as dupstack runs it (numeric owners, one word for
     --path-to-restore), with the same name, cache and environment as the backups."""
-    argv = [
-        ctx.duplicity,
-        "restore",
-        "--name",
-        "bench",
-        "--archive-dir",
-        str(archive),
-        "--tempdir",
-        ctx.env()["TMPDIR"],
-        "--numeric-owner",
-        f"--path-to-restore={path}",
-        url,
-        str(target),
-    ]
+    argv = [*duplicity_argv(ctx, "restore", archive), "--numeric-owner",
+            f"--path-to-restore={path}", url, str(target)]  # fmt: skip
     return Command(argv, env={**ctx.env(), "PASSPHRASE": ctx.passphrase})
 
 

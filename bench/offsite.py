@@ -31,6 +31,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench.sshd import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 HOST = "bench-offsite"
 TARGET = "bench"
@@ -133,13 +135,7 @@ class MotoServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 

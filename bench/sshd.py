@@ -115,15 +115,8 @@ class LoopbackSshd:
     def stop(self) -> None:
         """Stop sshd (by its PID) and its remaining session processes."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc)
 
     def __enter__(self) -> LoopbackSshd:
         self.start()
@@ -131,3 +124,14 @@ class LoopbackSshd:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """A daemon the bench started, stopped by its PID: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -12,7 +12,6 @@ once, naming them with each tier's time, never in duplicity's retry loop.
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 import shutil
 import stat
@@ -34,31 +33,20 @@ from agent.errors import (
     NotInBackup,
     RemoteCommandFailed,
     RestoreIncomplete,
-    TargetNotEmpty,
     ThawNeeded,
     UsageError,
 )
-from agent.execute import ANY_EXIT, Runner
+from agent.execute import ANY_EXIT
 from agent.host import HostContext, open_host
+from agent.landing import check_free, checked_request, move, scratch_beside
 from agent.metadata import shown
 from agent.offsite.prices import load_prices
 from agent.offsite.push import Store, open_store
-from agent.offsite.s3 import Head
+from agent.offsite.s3 import Head, RemoteObject
 from agent.offsite.thaw import Ticket, poll, required_volumes, tiers_for
 from agent.paths import ServerPaths
 from agent.times import check_time
 
-# `sh -c FREE sh PATH [empty-ok]`: exit 0 if PATH is missing (or, with a 2nd word, an empty
-# folder), 1 if anything is there, even a dangling link.
-FREE = (
-    '{ [ -n "$2" ] && [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } '
-    '|| ! { [ -e "$1" ] || [ -L "$1" ]; }'
-)
-# python3 -c MOVE FROM TO on the host: the shipped restore moved to its name (not UTF-8, maybe)
-MOVE = (
-    "import os, sys; os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); "
-    "os.rename(sys.argv[1], sys.argv[2])"
-)
 RECORD = METADATA_RECORD.lstrip("/")
 TYPES = {"reg": stat.S_IFREG, "dir": stat.S_IFDIR, "sym": stat.S_IFLNK, "fifo": stat.S_IFIFO,
          "sock": stat.S_IFSOCK, "chr": stat.S_IFCHR, "blk": stat.S_IFBLK}  # fmt: skip
@@ -76,7 +64,7 @@ def list_offsite(
     """The files of the host's copy on the target as of `time` (signatures only, which stay
     STANDARD: never a thaw), each name exact (parse_listing)."""
     time = check_time(time)
-    sets, store, repository = opened or _open(paths, name, target_name)
+    sets, store, repository = opened or _open(paths, name, target_name)[0]
     with tempfile.TemporaryDirectory(prefix="dupstack-list-") as scratch:
         log = Path(scratch) / "files.log"
         argv = list_files_command(repository, time=time, log_file=str(log))
@@ -104,20 +92,10 @@ def restore_offsite(
     thawing what it needs; where it went. The restore is checked against the set's listing:
     what did not come back is named (RestoreIncomplete), as is what could not be re-applied."""
     time = check_time(time)
-    if path is not None:
-        if not path.startswith("/"):
-            raise UsageError(f"--path must be absolute, as on the host: {shown(path)!r}")
-        path = str(PurePosixPath(path))
-    if to is None and not to_host:
-        raise UsageError("say where to restore: --to DIR (on this server) or --to-host")
-    if to_host and not (to or path):
-        raise UsageError("restoring everything in place is refused", hint="add --to DIR")
-    if to is not None and not to.startswith("/"):
-        raise UsageError(f"--to must be an absolute path: {shown(to)!r}")
-    sets, store, repository = _open(paths, name, target_name)
+    path = checked_request(path, to, to_host)
+    (sets, store, repository), listed = _open(paths, name, target_name)
     when = f"as of {time}" if time else "latest"
     if time is None:  # the same set for the files and their record, whatever is pushed meanwhile
-        listed = store.listing(name)
         time = latest_time({key: StoredFile(item.size, True) for key, item in listed.items()})
     folder = to or "/"
     target = str(PurePosixPath(folder) / relative_path(path)) if path else folder
@@ -128,11 +106,11 @@ def restore_offsite(
         if ssh is None:
             raise UsageError("a restore onto the host needs the server's SSH key")
         with remote.session(ssh, sets.host) as host:  # refused before any thaw is asked
-            _check_free(host, folder if to else target, bool(to), where)
+            check_free(host, folder if to else target, bool(to), where)
         stage = paths.volume_state_dir / "restoring"
         stage.mkdir(mode=0o700, parents=True, exist_ok=True)
     else:
-        _check_free(execute.LOCAL, folder, True, where)
+        check_free(execute.LOCAL, folder, True, where)
         stage = Path(folder).parent
         if not stage.is_dir():
             raise UsageError(f"--to {shown(folder)}: {shown(str(stage))} does not exist")
@@ -168,7 +146,7 @@ def restore_offsite(
             landing.rename(placed)
             report = reapply.here(sets, repository, str(inside), within, time,
                                   env=store.duplicity_env())  # fmt: skip
-            _check_free(execute.LOCAL, folder, True, where)  # appeared meanwhile?
+            check_free(execute.LOCAL, folder, True, where)  # appeared meanwhile?
             if Path(folder).is_dir():
                 Path(folder).rmdir()  # empty, as checked
             inside.rename(folder)
@@ -190,17 +168,6 @@ def restore_offsite(
         )
     reapply.told(report, what, where, say)
     return target
-
-
-def _check_free(runner: Runner, place: str, empty_ok: bool, where: str) -> None:
-    """TargetNotEmpty unless `place` is missing (or, `empty_ok`, an empty folder)."""
-    checked = ("sh", "-c", FREE, "sh", place, *(("empty-ok",) if empty_ok else ()))
-    if runner.run(checked, ok_codes=(0, 1)).exit_code:
-        raise TargetNotEmpty(
-            f"{shown(place)} exists{' and is not empty' if empty_ok else ''} {where}: "
-            "restore never overwrites",
-            hint="restore into a new or empty folder with --to DIR, or move it away",
-        )
 
 
 def not_restored(listing: list[Entry], path: str | None, landing: Path) -> list[bytes]:
@@ -239,22 +206,16 @@ def _ship(
     """Move the tree restored at `scratch`/landing onto the host at `target` (a tar stream
     over SSH, owners by number, holes kept) with the set's metadata record beside it, and
     re-apply the record there."""
-    if within and not reapply.fetch_record(sets, repository, str(scratch / "record"), time,
-                                           store.duplicity_env()):  # fmt: skip
-        within_report: reapply.Report | None = reapply.Report(found=False)
-    else:
-        within_report = None
+    recorded = not within or reapply.fetch_record(sets, repository, str(scratch / "record"),
+                                                  time, store.duplicity_env())  # fmt: skip
     shipped = [name for name in ("landing", "record") if (scratch / name).exists()]
     packed = ("tar", "--create", "--file=-", "--numeric-owner", "--sparse",
               f"--directory={scratch}", "--", *shipped)  # fmt: skip
-    base = PurePosixPath(target).parent
-    while not _utf8(str(base)):
-        base = base.parent
-    there = str(base / f".dupstack-restore-{secrets.token_hex(6)}")
+    there = scratch_beside(target)
     unpack = ("tar", "--extract", "--file=-", "--numeric-owner", "--same-owner",
               "--preserve-permissions", f"--directory={there}")  # fmt: skip
     with remote.session(ssh, sets.host) as host:
-        host.run(("mkdir", "-p", "--", str(base)))
+        host.run(("mkdir", "-p", "--", os.path.dirname(there)))
         host.run(("mkdir", "-m", "0700", "--", there))
         try:
             with subprocess.Popen(packed, stdout=subprocess.PIPE) as tar:
@@ -264,12 +225,14 @@ def _ship(
                 raise RemoteCommandFailed(f"tar of the restored files exited {tar.returncode}")
             tree = f"{there}/tree"  # root's alone until the record is re-applied
             placed = f"{tree}/{within}" if within else tree
-            host.run(("python3", "-c", MOVE, f"{there}/landing", placed))
+            move(host, f"{there}/landing", placed)
             record = f"{there}/record" if within else os.path.join(tree, RECORD)
-            report = within_report or reapply.apply(host, record, tree, within)
+            report = reapply.apply(host, record, tree, within) if recorded else (
+                reapply.Report(found=False)
+            )  # fmt: skip
             # checked again: what appeared there while the volumes thawed is never replaced
-            _check_free(host, target, target == folder, f"on {sets.name}")
-            host.run(("python3", "-c", MOVE, placed, target))
+            check_free(host, target, target == folder, f"on {sets.name}")
+            move(host, placed, target)
             return report
         finally:
             host.run(("rm", "-rf", "--", there), ok_codes=ANY_EXIT)
@@ -294,11 +257,14 @@ def _needed(
         raise
 
 
-def _open(paths: ServerPaths, name: str, target_name: str) -> Opened:
+def _open(
+    paths: ServerPaths, name: str, target_name: str
+) -> tuple[Opened, Mapping[str, RemoteObject]]:
     sets = open_host(paths, name, need_backup=False)  # the volume's copy may be gone
     offsite = sets.inventory.target(target_name)
     store = open_store(paths, offsite)
-    if not store.listing(name):  # reaches it (typed errors, short timeouts) before duplicity
+    listed = store.listing(name)
+    if not listed:  # reaches it (typed errors, short timeouts) before duplicity
         raise NotInBackup(
             f"{offsite.name} holds no copy of {name} ({store.duplicity_url(name)})",
             hint=f"push it with `dupctl offsite push {name} --target {offsite.name}`",
@@ -311,7 +277,7 @@ def _open(paths: ServerPaths, name: str, target_name: str) -> Opened:
         s3_region=offsite.region,
         num_retries=2,  # not 5 x 30 s: the target was reached just before
     )
-    return sets, store, repository
+    return (sets, store, repository), listed
 
 
 def _thaw(
@@ -408,12 +374,3 @@ def _costs(
             cost = gb * tier.usd_per_gb + tier.requests_usd_per_1000 / 1000
             costs[tier.name] = costs.get(tier.name, 0.0) + cost
     return costs
-
-
-def _utf8(text: str) -> bool:
-    """False for a name holding bytes that are not UTF-8 (surrogate escapes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -116,7 +116,8 @@ def _push(
     recorded: dict[str, Any] = ledger["objects"]
     result.aborted = store.abort_uploads(host)
     there = store.listing(host)
-    todo = []
+    todo: list[str] = []
+    sizes: dict[str, int] = {}
     for name, file in list(files.items()):
         try:
             info = file.stat()
@@ -124,6 +125,7 @@ def _push(
             del files[name]
             continue
         size, mtime = info.st_size, info.st_mtime_ns
+        sizes[name] = size
         remote, entry = there.get(name), recorded.get(name)
         if entry and entry.get("pruned"):  # removed by the target's own retention
             result.skipped += 1
@@ -149,7 +151,7 @@ def _push(
     lock = threading.Lock()
     sent = [0]
     saved = [time.monotonic()]
-    total = sum(files[name].stat().st_size for name in todo)
+    total = sum(sizes[name] for name in todo)
     advance = meter(f"{host} -> {target.name}", total) if meter and todo else None
 
     def sending(count: int) -> None:

@@ -9,9 +9,7 @@ test_host_add.py."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,18 +128,6 @@ def tree(top: Path) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def no_hang() -> Iterator[None]:
-    def hung(*_: object) -> None:
-        raise AssertionError("dupctl did not answer within 30 s")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 def test_the_corpus_is_large() -> None:
     assert len(CASES) >= 100
 
@@ -154,7 +140,7 @@ def test_a_malformed_command_line_is_one_clear_error_and_changes_nothing(
     before = tree(root)
     done = subprocess.run(
         [DUPCTL, "--root", str(root), *argv],
-        capture_output=True, text=True, errors="surrogateescape", timeout=30,
+        capture_output=True, text=True, errors="surrogateescape", timeout=30,  # a hang fails
         stdin=subprocess.DEVNULL, env={**os.environ, "DUPSTACK_ROOT": str(root)},
     )  # fmt: skip
     assert done.returncode not in (0, 70), done.stdout + done.stderr
