@@ -83,6 +83,19 @@ def lock_down_modes(top: Path) -> None:
                     os.chmod(name, mode & 0o7700)
 
 
+def read_only(folder: Path) -> bool:
+    """Whether nothing can be written on `folder`'s filesystem now: mounted read-only, or ext4
+    gone read-only after an error, whose mount flags still say rw (`emergency_ro`): found by
+    a file with no name, never linked. Another failure (no room, no inodes) is not this."""
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return True
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except OSError as error:
+        return error.errno == errno.EROFS
+    return False
+
+
 def is_utf8(name: str) -> bool:
     """False for a name holding bytes that are not UTF-8 (surrogate escapes): duplicity
     cannot restore into it, nor SSH carry it as text."""

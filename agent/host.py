@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import execute, quota, screening
+from agent import execute, files, quota, screening
 from agent.config.load import DUMP_SPOOL, HostConfig, Inventory, load_inventory
 from agent.duplicity.common import Repository, Selection
 from agent.duplicity.exit_codes import CACHE_DAMAGED, interpret
 from agent.errors import HostBusy, NotInBackup
 from agent.execute import ANY_EXIT, Result, Runner
-from agent.files import lock_down_modes
 from agent.host_passphrase import read_host_passphrase
 from agent.locks import host_lock
 from agent.paths import ServerPaths
@@ -65,6 +64,11 @@ class HostContext:
     def folder(self) -> Path:
         return backups_dir(self.paths, self.host)
 
+    def room(self) -> quota.Limit:
+        """The most the host's sets may take: its quota, or its share (agent/quota.py)."""
+        quotas = {name: host.quota for name, host in self.inventory.hosts.items()}
+        return quota.limit(self.name, quotas, self.folder, self.inventory.reserve)
+
     def has_backup(self) -> bool:
         return any(self.folder.glob("duplicity-full.*.manifest*"))
 
@@ -74,8 +78,8 @@ class HostContext:
         return volume.f_bavail * volume.f_frsize
 
     def read_only(self) -> bool:
-        """Whether the volume is mounted read-only now."""
-        return bool(os.statvfs(self.folder).f_flag & os.ST_RDONLY)
+        """Whether the volume takes no writes now (mounted so, or gone so after an error)."""
+        return files.read_only(self.folder)
 
     def check(self, done: Result, *, log: str | None = None, pushed: bool = False) -> None:
         """Raise what duplicity's exit means (agent/duplicity/exit_codes); `pushed`: the run
@@ -97,7 +101,7 @@ class HostContext:
         top = Path(self.here.archive_dir)
         if top.is_dir() and (mode := stat.S_IMODE(top.stat().st_mode)) & 0o077:
             top.chmod(mode & 0o700)
-        lock_down_modes(top / self.here.name)
+        files.lock_down_modes(top / self.here.name)
         if tenant is not None:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))

@@ -34,7 +34,7 @@ FILE_MODE = 0o644  # node-exporter reads it as its own user
 DIR_MODE = 0o755
 PREFIX = "dupstack_"
 # Per host (label `host`); a host has only the series it has data for (a host that never ran
-# has no last_run_*, one without a quota no quota_bytes).
+# has no last_run_*, one without a quota no quota_bytes, none limit_bytes without a volume).
 HOST_METRICS = {
     "last_success_timestamp_seconds": "When the host's last successful run ended (Unix time).",
     "last_run_timestamp_seconds": "When the host's last run ended (Unix time).",
@@ -44,6 +44,7 @@ HOST_METRICS = {
     "last_run_hook_failures": "Hook steps that failed in the host's last run.",
     "volume_usage_bytes": "Bytes the host's backup files take on the volume (as quota counts).",
     "quota_bytes": "Most bytes the host's backup files may take (only when it has a quota).",
+    "limit_bytes": "Most bytes the host's files may take: its quota, or its share of the volume.",
     "sets": "Complete backup sets of the host (sealed manifest) in a chain.",
     "chains": "Backup chains of the host (each starts with a full set).",
     "newest_chain_sets": "Sets in the host's newest chain (its full and the incrementals since).",
@@ -63,7 +64,7 @@ def render(paths: ServerPaths, inventory: Inventory) -> str:
         for name, text in HOST_METRICS.items()
     }
     for name, host in sorted(inventory.hosts.items()):
-        for metric, value in host_values(paths, host).items():
+        for metric, value in host_values(paths, host, inventory).items():
             gauges[metric].labels(host=name).set(value)
     _offsite(paths, inventory, registry)
     generated = "When these values were read (Unix time): how fresh they are."
@@ -98,7 +99,7 @@ def _offsite(paths: ServerPaths, inventory: Inventory, registry: CollectorRegist
             pending.labels(host=name, target=target).set(len(missing))
 
 
-def host_values(paths: ServerPaths, host: HostConfig) -> dict[str, float]:
+def host_values(paths: ServerPaths, host: HostConfig, inventory: Inventory) -> dict[str, float]:
     """The host's value of each metric of HOST_METRICS it has data for."""
     chains = chain_lengths(sealed(paths, host))
     values: dict[str, float] = {
@@ -110,6 +111,10 @@ def host_values(paths: ServerPaths, host: HostConfig) -> dict[str, float]:
     }
     if host.quota is not None:
         values["quota_bytes"] = host.quota
+    if paths.mount_point.is_dir():
+        quotas = {name: other.quota for name, other in inventory.hosts.items()}
+        room = quota.limit(host.name, quotas, paths.mount_point, inventory.reserve)
+        values["limit_bytes"] = room.size
     if last := read_status(paths, host.name):
         hooks = last.get("hooks", [])  # records of older releases lack hooks and quarantined
         values |= {

@@ -3,8 +3,10 @@
 - A host's folder takes writes only while a run of that host holds its lock (1770); between
   runs it is 1750, so nothing can be added over its SFTP account then: neither filler nor
   planted files.
-- Before a run: the host's sets must be under its `quota`, and the volume must have more free
-  space than the inventory's `reserve`.
+- Before a run: the host's sets must be under its limit, and the volume must have more free
+  space than the inventory's `reserve`. The limit is the host's `quota`, or, for a host with
+  none, an equal share of the volume less the reserve and the quotas given: no host can take
+  the room another needs, unless the quotas given add up to more than the volume.
 - During the run a watchdog reads both five times a second and stops the host's duplicity
   (over a connection of its own) the moment either is crossed, and the run checks again when
   duplicity ends: what such a run wrote is removed, that host fails alone, and every other
@@ -18,11 +20,12 @@ import os
 import pwd
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from agent import execute, stop
+from agent import execute, files, stop
 from agent.errors import DupstackError, QuotaExceeded, read_only_volume
 
 OPEN, CLOSED = 0o1770, 0o1750  # the host's group may create files / only read
@@ -71,8 +74,30 @@ def default_reserve(folder: Path) -> int:
     return min(256 << 20, volume.f_blocks * volume.f_frsize // 10)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The most a host's sets (and its quarantine) may take on the volume."""
+
+    size: int
+    given: bool  # its `quota`; False: an equal share of what the quotas given leave
+    sharing: int = 0  # hosts without a quota that split the rest (for a share)
+
+
+def limit(host: str, quotas: Mapping[str, int | None], folder: Path, reserve: int | None) -> Limit:
+    """`host`'s limit among the inventory's `quotas` (host -> quota or None), on the volume
+    `folder` is on: its quota, or its share of the volume less the reserve and the quotas
+    given, floored at 0 (quotas given that add up to the whole volume leave the rest none)."""
+    if (given := quotas[host]) is not None:
+        return Limit(given, True)
+    volume = os.statvfs(folder)
+    reserve = default_reserve(folder) if reserve is None else reserve
+    rest = volume.f_blocks * volume.f_frsize - reserve - sum(q for q in quotas.values() if q)
+    sharing = sum(1 for q in quotas.values() if q is None)
+    return Limit(max(0, rest // sharing), False, sharing)
+
+
 def over(
-    host: str, folder: Path, quota: int | None, reserve: int | None, held: int = 0
+    host: str, folder: Path, room: Limit, reserve: int | None, held: int = 0
 ) -> DupstackError | None:
     """Why the host may not write more now, or None (`reserve` None: the default). `held`:
     the bytes of its quarantine, counted as its own (a tenant planting files run after run
@@ -80,22 +105,34 @@ def over(
     (the host's duplicity would retry each upload for minutes), and so is a SIGTERM."""
     if stop.REQUESTED.is_set():  # SIGTERM: ended as a run over its quota is
         return stop.stopped(f"{host}'s run was stopped")
-    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+    if files.read_only(folder):
         return read_only_volume(_mount_of(folder))
     reserve = default_reserve(folder) if reserve is None else reserve
-    if quota is not None and (used := usage(folder)) + held >= quota:
+    if (used := usage(folder)) + held >= room.size:
         also = f" and its quarantine {shown(held)}" if held else ""
+        looked = "; what is in its quarantine (dupctl status) may be deleted once looked at"
+        if room.given:
+            return QuotaExceeded(
+                f"{host} is over its quota: its sets take {shown(used)}{also} of "
+                f"{shown(room.size)}",
+                hint=f"prune it (dupctl prune {host}), or raise hosts.{host}.quota in the "
+                f"inventory{looked if held else ''}",
+            )
         return QuotaExceeded(
-            f"{host} is over its quota: its sets take {shown(used)}{also} of {shown(quota)}",
-            hint=f"prune it (dupctl prune {host}), or raise hosts.{host}.quota in the inventory"
-            + ("; what is in its quarantine (dupctl status) may be deleted once looked at"
-               if held else ""),
-        )  # fmt: skip
+            f"{host} is over its share of the volume: its sets take {shown(used)}{also} of "
+            f"{shown(room.size)} (the volume less the reserve and the quotas given, split "
+            f"between the {room.sharing} host(s) without a quota)",
+            hint=f"prune it (dupctl prune {host}), give it a quota (hosts.{host}.quota in the "
+            f"inventory) and the others less, or grow the volume{looked if held else ''}",
+        )
     if (left := free(folder)) < reserve:
         return QuotaExceeded(
             f"the backup volume has {shown(left)} free, less than the reserve of "
-            f"{shown(reserve)} kept for every host's metadata: {host} was stopped",
-            hint="prune (dupctl prune), grow the volume, or give hosts quotas",
+            f"{shown(reserve)} kept for every host's metadata, while {host}'s sets take "
+            f"{shown(used)} of its {'quota' if room.given else 'share'} of "
+            f"{shown(room.size)}: {host} was stopped",
+            hint="something besides the hosts' sets fills the volume, or the quotas given add "
+            "up to more than it holds (dupctl status): free room, lower quotas, or grow it",
         )
     return None
 
@@ -150,7 +187,7 @@ def is_open(folder: Path) -> bool:
 def watchdog(
     host: str,
     folder: Path,
-    quota: int | None,
+    room: Limit,
     reserve: int | None,
     stop: Callable[[], None],
     held: int = 0,
@@ -163,7 +200,7 @@ def watchdog(
         while not done.wait(INTERVAL):
             reason: DupstackError | None
             try:
-                reason = over(host, folder, quota, reserve, held)
+                reason = over(host, folder, room, reserve, held)
             except OSError as error:  # the folder itself is gone or unreadable: stop too
                 reason = QuotaExceeded(f"{host}: cannot measure its folder: {error}")
             if reason:  # keep stopping until the run ends: a host may not cooperate

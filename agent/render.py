@@ -113,7 +113,8 @@ def print_status(entries: list[dict[str, Any]]) -> None:
             run.get("result", "-"),
             *(str(entry.get(key, "-")) for key in ("chain_length", "chains", "sets")),
             (f"{size // 1024} KiB" if size is not None else "-")
-            + (f" of {entry['quota'] // 1024} KiB" if entry.get("quota") else ""),
+            + (f" of {entry['limit'] // 1024} KiB" if entry.get("limit") is not None else "")
+            + (" (share)" if entry.get("limit_from") == "share" else ""),
             entry.get("last_set") or "-",
             _minute(entry.get("last_full")) or "-",
             _minute(entry.get("next_full")) or "-",

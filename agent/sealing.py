@@ -43,13 +43,29 @@ def sealed(paths: ServerPaths, host: HostConfig) -> list[str]:
 
 
 def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
-    """Make every unsealed file root:dup-H 0440; their names."""
+    """Make every unsealed file root:dup-H 0440, and on disk; their names.
+
+    On disk: each file and the folder are fsynced first. The host's SFTP session never
+    syncs, and a set reported done must survive what follows: ext4 gone read-only after a
+    disk error (or a power cut) a few seconds later loses what was only in the page cache,
+    leaving the set's files empty."""
     gid = pwd.getpwnam(host.sftp_user).pw_gid
     names = unsealed(paths, host)
+    folder = backups_dir(paths, host)
     for name in names:
-        file = backups_dir(paths, host) / name
-        os.chown(file, 0, gid, follow_symlinks=False)
-        os.chmod(file, 0o440)
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fchown(fd, 0, gid)
+            os.fchmod(fd, 0o440)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    if names:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return names
 
 

@@ -331,7 +331,7 @@ class Fleet:
         device = None
         if volume is not None:
             if not volume.exists():
-                _run(["truncate", "-s", "64M", str(volume)])
+                _run(["truncate", "-s", "256M", str(volume)])
                 _run(["mkfs.ext4", "-q", "-L", "dupstack", "-m", "0", str(volume)])
             device = Path(_run(["losetup", "--find", "--show", str(volume)]).strip())
             self.loops.append(device)

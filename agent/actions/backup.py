@@ -184,6 +184,8 @@ def _run(run: HostRun, options: BackupOptions, ssh: remote.Ssh, say: Say) -> str
         full=options.full,
         full_if_older_than=None if options.full else host.full_if_older_than,
         volsize=host.volsize,
+        concurrency=host.concurrency,
+        compression=host.compression,
         retry_delay=options.retry_delay,
     )
     with remote.session(ssh, host) as tenant:
@@ -233,15 +235,15 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
             hint=f"{failed[0].hint or f'fix {what} of {host.name}'}; log: {log.name}",
         )
     reserve = context.inventory.reserve
-    held = quota.tree_usage(context.quarantine) if host.quota is not None else 0
-    if refusal := quota.over(host.name, context.folder, host.quota, reserve, held):
+    held, room = quota.tree_usage(context.quarantine), context.room()
+    if refusal := quota.over(host.name, context.folder, room, reserve, held):
         raise refusal
     say(host.name, f"backing up {' '.join(context.selection.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
     stopped: DupstackError | None = None
     with (
         quota.write_window(context.folder, host.sftp_user),
-        quota.watchdog(host.name, context.folder, host.quota, reserve, stop, held) as exceeded,
+        quota.watchdog(host.name, context.folder, room, reserve, stop, held) as exceeded,
     ):
         try:
             done = tenant.run(
@@ -261,7 +263,7 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
                 raise
     stopped = stopped or exceeded()  # the watchdog stopped it (whatever its exit code)
     if stopped is None and done.exit_code == 0:  # a failed run is its own error, below
-        stopped = quota.over(host.name, context.folder, host.quota, reserve, held)
+        stopped = quota.over(host.name, context.folder, room, reserve, held)
     if isinstance(stopped, VolumeReadOnly):  # nothing can go: the next run cleans up
         log.write(f"dupctl: stopped: {stopped.message}\n")
         raise stopped

@@ -70,6 +70,8 @@ def host_status(paths: ServerPaths, name: str) -> dict[str, Any]:
         "size": sum(f.stat().st_size for f in os.scandir(backups_dir(paths, sets.host))),
         "usage": quota.usage(backups_dir(paths, sets.host)),  # on disk, as quota counts it
         "quota": sets.host.quota,
+        "limit": (room := sets.room()).size,  # the quota, or its share of the volume
+        "limit_from": "quota" if room.given else "share",
         "last_set": _last_set(sets.folder),
         "last_backup": _when(collection.last_backup),
         "last_full": _when(last_full),

@@ -43,6 +43,10 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "keep_full": 4,
     "remove_older_than": None,
     "volsize": 200,
+    # The backup path's knobs, measured by bench/knobs.py (bench/RESULTS.md, README): none
+    # beat these by more than the runs' spread, or only at a cost (memory, room, speed).
+    "concurrency": 1,
+    "compression": None,
     "quota": None,
     "hooks": {"before": [], "after_success": [], "after_failure": [], "always": []},
     # Daily at the host's own time between 01:00 and 05:59; prune on Sundays before that.
@@ -149,9 +153,11 @@ class HostConfig:
     schedule: HostSchedule
     # phase (before, after_success, after_failure, always) -> commands run on the host
     hooks: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-    quota: int | None = None  # bytes its sets may take on the volume; None: no limit
+    quota: int | None = None  # bytes its sets may take on the volume; None: a share (quota.py)
     databases: tuple[Database, ...] = ()
     ping_url_file: str | None = None  # a root-only file with its healthchecks-style URL
+    concurrency: int = 1  # volumes its duplicity uploads at once
+    compression: str | None = None  # gpg's: none, zlib, zlib-1...; None: gpg's default
 
     @property
     def sftp_user(self) -> str:
@@ -499,6 +505,8 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
             quota=size_bytes(merged["quota"]) if merged["quota"] else None,
             databases=tuple(Database(**entry) for entry in merged["databases"]),
             ping_url_file=merged["ping_url_file"],
+            concurrency=merged["concurrency"],
+            compression=merged["compression"],
         )
         origin = ("hosts", name) if "databases" in own else ("defaults",)
         problems.extend(_database_problems(merged["databases"], (*origin, "databases")))

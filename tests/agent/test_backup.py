@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleet import Fleet, Host
 from fleet.backup import BACKUPS, backup_server
@@ -22,6 +23,7 @@ from tests.agent.backup_fleet import (
     DATA,
     dupctl,
     passphrase,
+    snapshot,
     status,
     tenant,
     write_files,
@@ -172,3 +174,43 @@ def test_duplicitys_caches_are_root_only_here_and_on_the_host(fleet: Fleet, bs: 
     done = dupctl(bs, "backup", "web1")
     assert done.returncode == 0, done.stderr
     assert open_modes(host_cache) == []
+
+
+def test_the_backup_paths_knobs_in_the_inventory_are_used_and_restore(
+    fleet: Fleet, bs: Host
+) -> None:
+    """web2 with two uploads at once, no compression and 1 MiB volumes: a full and an
+    incremental made that way verify and restore as they were."""
+    web2 = fleet.hosts["web2"]
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    original = inventory.read_text()
+    document = yaml.safe_load(original)
+    document["hosts"]["web2"].update(concurrency=2, compression="none", volsize=1)
+    inventory.write_text(yaml.safe_dump(document))
+    zeros = web2.path(f"{DATA}/zeros.bin")
+    zeros.write_bytes(bytes(3 << 20))  # gpg's default compression makes it a few KiB
+    try:
+        done = dupctl(bs, "backup", "web2", "--full", "--json")
+        assert done.returncode == 0, done.stderr
+        [run] = json.loads(done.stdout)
+        argv = next(line for line in Path(bs.path(run["log"])).read_text().splitlines()
+                    if line.startswith("dupctl: on web2: duplicity full"))  # fmt: skip
+        assert "--concurrency 2" in argv and " --gpg-options=--compress-algo=none " in argv
+        folder = bs.path(BACKUPS.format("web2"))
+        newest = max(f.name.split(".")[1] for f in folder.glob("duplicity-full.*.manifest.gpg"))
+        volumes = list(folder.glob(f"duplicity-full.{newest}.vol*.difftar.gpg"))
+        assert len(volumes) >= 3  # 1 MiB each
+        assert sum(f.stat().st_size for f in volumes) > 3 << 20  # stored as it was: no compression
+        write_files(web2, 2, "knobs", start=100)
+        again = dupctl(bs, "backup", "web2", "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)[0]["action"] == "incremental"
+        verified = dupctl(bs, "verify", "web2")
+        assert verified.returncode == 0, verified.stderr
+        expected = snapshot(web2)
+        restored = dupctl(bs, "restore", "web2", "--path", DATA, "--to", "/tmp/knobs")
+        assert restored.returncode == 0, restored.stderr
+        assert snapshot(bs, f"/tmp/knobs{DATA}") == expected
+    finally:
+        inventory.write_text(original)
+        zeros.unlink()

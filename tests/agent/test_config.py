@@ -175,6 +175,16 @@ def test_built_in_defaults_fill_what_the_file_leaves_out(paths: ServerPaths) -> 
             ":12: defaults.volsize: expected a volume size in MiB (1 to 10240), like 200, got 0",
         ),
         (
+            ("  volsize: 200", "  volsize: 200\n  concurrency: 9"),
+            ":13: defaults.concurrency: expected a number of uploads at once (1 to 8), like 1, "
+            "got 9",
+        ),
+        (
+            ("  volsize: 200", "  volsize: 200\n  compression: zlib-0"),
+            ":13: defaults.compression: expected none, zip, zlib or bzip2 with an optional level "
+            "(zlib-1), or null, got 'zlib-0'",
+        ),
+        (
             ("excludes: [/var/www/cache]", "excludes: [/srv/cache]"),
             ":17: hosts.web1.excludes[0]: '/srv/cache' is not inside any path of host web1 "
             "(/etc, /var/www): it would exclude nothing or, before an include, hide a whole path",

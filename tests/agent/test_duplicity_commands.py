@@ -74,6 +74,19 @@ def test_a_scheduled_backup_is_automatic_with_the_selection_after_the_options() 
     )  # fmt: skip
 
 
+def test_the_backup_paths_knobs_become_duplicitys_options() -> None:
+    """concurrency and gpg's compression (inventory keys)."""
+    argv = backup_command(SFTP, WEB, concurrency=2, compression="zlib-1")
+    assert argv[argv.index("--concurrency") + 1] == "2"
+    assert "--gpg-options=--compress-algo=zlib --compress-level=1" in argv
+    assert "--gpg-options=--compress-algo=none" in backup_command(SFTP, WEB, compression="none")
+    plain = backup_command(SFTP, WEB)  # the defaults add nothing: duplicity's and gpg's own
+    assert "--concurrency" not in plain and not any(a.startswith("--gpg-options") for a in plain)
+    for wrong in ("none-1", "zlib-0", "lzma", "zlib-10", "zlib-1 --homedir=/x"):
+        with pytest.raises(ValueError, match="not a compression"):
+            backup_command(SFTP, WEB, compression=wrong)
+
+
 def test_a_forced_full_backup_has_no_age_rule() -> None:
     assert backup_command(SFTP, WEB, full=True, verbosity="notice")[:2] == ("duplicity", "full")
     assert "--verbosity" in backup_command(SFTP, WEB, verbosity="notice")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 
 from agent.hostsetup.tenant import sftp_probe_argv
 from fleet import Fleet, Host
@@ -221,3 +222,34 @@ def test_a_host_over_its_quota_is_stopped_alone(fleet: Fleet, bs: Host) -> None:
     assert restored.returncode == 0, restored.stderr
     assert snapshot(bs, f"/tmp/quota{DATA}") == snapshot(hosta)
     assert status(bs, "hostb")["last_run"]["result"] == "ok"
+
+
+def test_a_host_without_a_quota_is_held_to_its_share(fleet: Fleet, bs: Host) -> None:
+    """No quota given: each of the two hosts may take half of the volume less the reserve
+    (here a reserve that leaves 60 MiB, so that a share is 30 MiB). A host that tries to fill
+    the volume (a file bigger than its share) is stopped alone; the other's run at the same
+    time goes through."""
+    hosta = fleet.hosts["hosta"]
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    original = inventory.read_text()
+    volume = os.statvfs(bs.path("/mnt/vdb"))
+    reserve = volume.f_blocks * volume.f_frsize - (60 << 20)
+    document = yaml.safe_load(original)
+    document["server"]["reserve"] = f"{reserve // 1024}K"
+    inventory.write_text(yaml.safe_dump(document))
+    big = hosta.path(f"{DATA}/filler.bin")
+    try:
+        share = status(bs, "hosta")["limit"]
+        assert status(bs, "hosta")["limit_from"] == "share" and share == 30 << 20
+        big.write_bytes(os.urandom(share + (2 << 20)))  # incompressible: more than its share
+        done = dupctl(bs, "backup", "hosta", "hostb", "--json", "--jobs", "2")
+        assert done.returncode == 14, done.stderr
+        runs = {run["host"]: run for run in json.loads(done.stdout)}
+        assert runs["hosta"]["error"].startswith("hosta is over its share of the volume: ")
+        assert runs["hostb"]["result"] == "ok"
+        assert "give it a quota (hosts.hosta.quota in the inventory)" in done.stderr
+        assert status(bs, "hosta")["incomplete_sets"] == 0  # what it wrote was removed
+    finally:
+        big.unlink(missing_ok=True)
+        inventory.write_text(original)
+    ok(dupctl(bs, "backup", "hosta"))

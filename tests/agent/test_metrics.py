@@ -126,6 +126,7 @@ def test_each_host_has_its_last_run_drill_sets_and_quarantine(paths: ServerPaths
         "last_run_hook_failures": 1.0,
         "volume_usage_bytes": float(quota.usage(folder)),
         "quota_bytes": float(1 << 30),
+        "limit_bytes": float(1 << 30),  # its quota
         "sets": 6.0,  # the unsealed and the unlinked incrementals are not counted
         "chains": 2.0,
         "newest_chain_sets": 2.0,
@@ -136,8 +137,12 @@ def test_each_host_has_its_last_run_drill_sets_and_quarantine(paths: ServerPaths
     }
     assert of(values, "web1")["volume_usage_bytes"] >= 10 * 8192
     db1 = of(values, "db1")  # never ran, never drilled, no quota: only what the volume says
+    volume = os.statvfs(paths.mount_point)
+    share = (volume.f_blocks * volume.f_frsize - quota.default_reserve(paths.mount_point)
+             - (1 << 30))  # fmt: skip
     assert db1 == {"volume_usage_bytes": db1["volume_usage_bytes"], "sets": 1.0, "chains": 1.0,
-                   "newest_chain_sets": 1.0, "quarantined_files": 0.0}  # fmt: skip
+                   "newest_chain_sets": 1.0, "quarantined_files": 0.0,
+                   "limit_bytes": float(max(0, share))}  # fmt: skip
     assert values[("dupstack_hosts", None)] == 2.0
     assert time.time() - values[("dupstack_metrics_generated_timestamp_seconds", None)] < 60
 

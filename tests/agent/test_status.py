@@ -7,12 +7,14 @@ up once, then down) and web2 (never backed up).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
+from agent import quota
 from agent.times import interval
 from fleet import Fleet, Host
 from fleet.backup import backup_server
@@ -64,6 +66,10 @@ def test_status_shows_last_run_sets_and_next_full(bs: Host) -> None:
     assert web1["last_backup"] == web1["last_full"] and web1["error"] is None
     assert web1["last_success"] == web1["last_run"]["end"]
     schedule = web2.pop("schedule")
+    volume = os.statvfs(bs.path("/mnt/vdb"))  # 2 hosts without a quota: half the volume each
+    share = (volume.f_blocks * volume.f_frsize - quota.default_reserve(bs.path("/mnt/vdb"))) // 2
+    assert web2.pop("limit") == web1["limit"] == share
+    assert web2.pop("limit_from") == web1["limit_from"] == "share"
     assert web2 == {
         "host": "web2", "last_run": None, "last_success": None, "last_drill": None,
         "chains": 0, "sets": 0, "chain_length": 0,
@@ -80,7 +86,7 @@ def test_status_is_a_table_by_default(bs: Host) -> None:
     done = dupctl(bs, "status")
     assert done.returncode == 0, done.stderr
     assert re.search(r"web1 +\d{4}-\d\d-\d\d \d\d:\d\d +ok +1 +1 +1 +\d+ KiB", done.stdout)
-    assert re.search(r"web2 +never +- +0 +0 +0 +0 KiB +- +-", done.stdout)
+    assert re.search(r"web2 +never +- +0 +0 +0 +0 KiB of \d+ KiB \(share\) +- +-", done.stdout)
 
 
 def test_status_of_one_host_and_of_an_unknown_one(bs: Host) -> None:
