@@ -12,6 +12,7 @@ import math
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from agent.config.load import load_inventory
 from agent.paths import ServerPaths
 from agent.sealing import sealed
 from bench.dataset import Dataset, Mutation, mutate
-from bench.measure import SECRET_FD, Command, run_checked
+from bench.measure import SECRET_FD, Command, Sample, run_checked
 from bench.offsite import (
     BUCKET,
     HOST,
@@ -60,6 +61,7 @@ class Context:
     passphrase: str
     duplicity: str
     notes: dict[str, Any] = field(default_factory=dict)  # facts for the report
+    many_files: int = 1_000_000  # the many-files host's (bench/scale.py)
 
     def repeat_dir(self, repeat: int) -> Path:
         """Scratch dir of one repeat; the runner makes it empty before `run()`."""
@@ -82,9 +84,19 @@ class Case(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     baseline: ClassVar[str | None] = None  # ratio of medians against this case, if it ran
+    repeats: ClassVar[int | None] = None  # at most this many rounds (None: every round)
 
     def setup(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Prepare what every repeat needs (unmeasured)."""
+
+    def summarize(  # noqa: B027 - optional hook
+        self, ctx: Context, samples: Sequence[Sample], outputs: Sequence[int | None]
+    ) -> None:
+        """Put figures derived from every repeat in `ctx.notes` (optional hook)."""
+
+    def source_bytes(self, ctx: Context) -> int | None:
+        """Bytes the case reads, when not the dataset's (for source MB/s)."""
+        return None
 
     @abstractmethod
     def run(self, ctx: Context, repeat: int) -> Command:
@@ -307,10 +319,11 @@ class _FleetCase(Case):
 
     fleet_key: ClassVar[str] = SHARED_FLEET
     hosts: ClassVar[tuple[str, ...]] = (ONE,)
+    max_hosts: ClassVar[int] = 2  # the fleet's volume is sized for this many fulls
     bench: BenchFleet | None = None
 
     def setup(self, ctx: Context) -> None:
-        self.bench = acquire(self.fleet_key, ctx.dataset)
+        self.bench = acquire(self.fleet_key, ctx.dataset, self.max_hosts)
         for name in self.hosts:
             self.bench.tenant(name)
 
@@ -379,6 +392,24 @@ class DupctlBackupOne(_FleetCase):
             bench.on_server(["dupctl", "backup", ONE, "--full"]),
             extra_roots=bench.roots([ONE]),
         )
+
+    def summarize(
+        self, ctx: Context, samples: Sequence[Sample], outputs: Sequence[int | None]
+    ) -> None:
+        """The server's CPU per GB received: dupctl's own tree and the SFTP sessions under the
+        server's sshd (the first extra root); the tenant's session (duplicity, gpg) apart."""
+        server, tenant = [], []
+        for sample, size in zip(samples, outputs, strict=True):
+            if size:
+                gigabytes = size / 1e9
+                server.append((sample.user_s + sample.sys_s + sample.root_cpu_s[0]) / gigabytes)
+                tenant.append(sum(sample.root_cpu_s[1:]) / gigabytes)
+        if server:
+            ctx.notes["server CPU"] = (
+                f"{statistics.median(server):.2f} CPU s per GB received on the server (dupctl "
+                f"and the SFTP sessions), {statistics.median(tenant):.2f} CPU s per GB on the "
+                "tenant (duplicity, gpg, ssh): bench/README.md's hosts-per-server model"
+            )
 
     def output_bytes(self, ctx: Context, repeat: int) -> int | None:
         size = super().output_bytes(ctx, repeat)
@@ -461,13 +492,14 @@ class DupctlBackupN(_FleetCase):
     title = f"dupctl backup --all --jobs {len(N_HOSTS)} --full, {len(N_HOSTS)} hosts"
     baseline = "dupctl-backup-1"
     hosts = N_HOSTS
+    jobs: ClassVar[int] = len(N_HOSTS)
 
     def run(self, ctx: Context, repeat: int) -> Command:
         bench = self.fleet()
         if sorted(bench.tenants) != sorted(self.hosts):  # --all must mean these hosts
             raise RuntimeError(f"fleet has {sorted(bench.tenants)}, not {list(self.hosts)}")
         bench.reset(*self.hosts)
-        argv = ["dupctl", "backup", "--all", "--jobs", str(len(self.hosts)), "--full"]
+        argv = ["dupctl", "backup", "--all", "--jobs", str(self.jobs), "--full"]
         return Command(bench.on_server(argv), extra_roots=bench.roots(self.hosts))
 
 
@@ -621,4 +653,5 @@ def selected(names: Sequence[str] | None) -> list[type[Case]]:
     return [CASES[n] for n in names]
 
 
-import bench.knobs  # noqa: E402, F401 - registers the knob cases (issue 13) after these
+import bench.knobs  # noqa: E402 - registers the knob cases (issue 13) after these
+import bench.scale  # noqa: E402, F401 - many hosts, restores, many files

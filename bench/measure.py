@@ -71,6 +71,9 @@ class Sample:
     max_rss_kb: int | None
     peak_tree_kb: int
     samples: int
+    root_cpu_s: tuple[float, ...] = ()  # CPU under each of `extra_roots`, in their order
+    tree_max_rss_kb: int | None = None  # the command's own tree (GNU time), e.g. dupctl
+    extra_hwm_kb: int = 0  # the largest VmHWM under the extra roots, e.g. a tenant's duplicity
 
     @property
     def cpu_s(self) -> float:
@@ -206,7 +209,7 @@ def measure(command: Command, log: Path, *, interval: float = 0.05) -> Sample:
     rss_file = log.with_suffix(".maxrss")
     if os.path.exists(TIME):
         argv = [TIME, "-q", "-o", str(rss_file), "-f", "%M", *argv]
-    server_before = sum(_cpu_ticks(pid, children=True) for pid in command.extra_roots)
+    before = [_cpu_ticks(pid, children=True) for pid in command.extra_roots]
     with open(log, "wb") as out:
         started = time.perf_counter()
         try:
@@ -241,15 +244,20 @@ def measure(command: Command, log: Path, *, interval: float = 0.05) -> Sample:
             f"{shlex.join(argv)} exited {proc.returncode} (log {log}):\n{_log_tail(log)}"
         )
     _wait_for_no_children(command.extra_roots)
-    server_after = sum(_cpu_ticks(pid, children=True) for pid in command.extra_roots)
+    after = [_cpu_ticks(pid, children=True) for pid in command.extra_roots]
+    per_root = tuple((a - b) / _TICK for a, b in zip(after, before, strict=True))
+    tree_rss = _read_maxrss(rss_file)
     return Sample(
         wall_s=wall,
         user_s=usage.ru_utime,
         sys_s=usage.ru_stime,
-        server_cpu_s=(server_after - server_before) / _TICK,
-        max_rss_kb=_largest(_read_maxrss(rss_file), sampler.extra_hwm_kb),
+        server_cpu_s=sum(per_root),
+        max_rss_kb=_largest(tree_rss, sampler.extra_hwm_kb),
         peak_tree_kb=sampler.peak_kb,
         samples=sampler.samples,
+        root_cpu_s=per_root,
+        tree_max_rss_kb=tree_rss,
+        extra_hwm_kb=sampler.extra_hwm_kb,
     )
 
 

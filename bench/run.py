@@ -108,7 +108,7 @@ def run_cases(
         for i in range(repeat):
             loads.append(os.getloadavg()[0])
             for case, ctx, result in zip(cases, contexts, results, strict=True):
-                if result.error:
+                if result.error or (case.repeats is not None and i >= case.repeats):
                     continue
                 shutil.rmtree(ctx.repeat_dir(i), ignore_errors=True)
                 ctx.repeat_dir(i).mkdir()
@@ -131,6 +131,10 @@ def run_cases(
                     f"round {i + 1}/{repeat} {case.name}: {sample.wall_s:.2f} s wall, "
                     f"{sample.cpu_s:.2f} s CPU, {sample.peak_tree_kb / 1024:.0f} MiB peak"
                 )
+        for case, ctx, result in zip(cases, contexts, results, strict=True):
+            result.source_bytes = case.source_bytes(ctx)
+            if result.samples and not result.error:
+                case.summarize(ctx, result.samples, result.outputs)
     finally:
         for case, ctx in zip(cases, contexts, strict=True):
             try:
@@ -153,6 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
     parser.add_argument("--sample-interval", type=float, default=0.05, metavar="S")
     parser.add_argument("--duplicity", default=_default_duplicity())
+    parser.add_argument(
+        "--many-files",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="files of the many-files host (default 1,000,000)",
+    )
     parser.add_argument(
         "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
     )
@@ -185,7 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         passphrase = secrets.token_hex(32)  # like a dupstack per-host passphrase
         cases = [c() for c in case_types]
         contexts = [
-            Context(dataset, tmp / "cases" / c.name, gnupghome, passphrase, args.duplicity)
+            Context(
+                dataset,
+                tmp / "cases" / c.name,
+                gnupghome,
+                passphrase,
+                args.duplicity,
+                many_files=args.many_files,
+            )
             for c in cases
         ]
         results = run_cases(

@@ -51,7 +51,8 @@ def interpret(
         hint=f"the stack secret {passphrase_file} is not the one they were made with: "
         "`dupctl init` restores it from this volume's escrow",
     )
-    if "Bad session key" in output or code == 31:  # 31, or 1 when the cache's check hits it
+    damaged = _damaged_file(output)
+    if "Bad session key" in output or (code == 31 and damaged is None):  # 31, or 1: cache check
         raise wrong_secret
     if volume_read_only:  # SFTP says "Failure" for that too
         raise read_only_volume(volume)
@@ -68,6 +69,13 @@ def interpret(
             f"duplicity's cache of {host}'s sets disagrees with them ({last})",
             hint="the cache is only a copy of the sets' manifests and signatures: dupctl drops "
             "it and rebuilds it from the sets; rerun",
+        )
+    elif damaged:
+        error = BackupDamaged(
+            f"{host}'s backup is damaged: {damaged} on the volume cannot be read ({last})",
+            hint="it was changed or lost there (a disk fault?), not left by an unfinished run: "
+            f"`dupctl sets {host}` shows the sets; move that set's files out of the host's "
+            "folder (or put back the offsite copy's) and rerun" + (f"; log: {log}" if log else ""),
         )
     elif code == 11:
         error = TargetNotEmpty(f"{last}: restore only writes into a missing or empty folder")
@@ -94,3 +102,20 @@ def interpret(
             hint=f"see {log}; the next run removes the unfinished set" if log else "",
         )
     raise error
+
+
+# What gpg says of a file that is not whole OpenPGP data (emptied, cut short, garbled); a
+# wrong passphrase is "Bad session key" instead.
+GARBLED = ("decrypt_message failed", "no valid OpenPGP data found", "invalid packet",
+           "unexpected EOF", "packet with unknown version")  # fmt: skip
+
+
+def _damaged_file(output: str) -> str | None:
+    """The set's file duplicity could not read back, or None: the one it names, or, when gpg
+    says the data is not whole, the last it was copying into its cache."""
+    if named := re.search(r"Error processing remote file \((\S+)\)", output):
+        return named[1]
+    copying = re.findall(r"Copying (\S+) to local cache", output)
+    if copying and "Bad session key" not in output and any(s in output for s in GARBLED):
+        return copying[-1]
+    return None

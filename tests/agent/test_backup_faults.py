@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -375,6 +376,28 @@ def test_a_run_still_going_on_the_host_is_never_cleaned_up_under_it(fleet: Fleet
     assert restore(bs, "orphan", "/root/orphan-1", time=times[0]) == first
     for index, moment in enumerate(times[1:], 2):
         assert restore(bs, "orphan", f"/root/orphan-{index}", time=moment) == snapshot(orphan)
+
+
+def test_a_sealed_file_damaged_on_the_volume_is_named_not_blamed_on_an_unfinished_run(
+    fleet: Fleet, bs: Host
+) -> None:
+    """A set's manifest emptied on the volume (what ext4 left of an unsynced set after an
+    abort): the run names the file and says it is no unfinished run's."""
+    rotten = tenant(fleet, "rotten")
+    backed_up(bs, "rotten")
+    write_files(rotten, 2, "second set")
+    backed_up(bs, "rotten")
+    [_, second] = set_times(bs, "rotten")
+    [manifest] = bs.path(BACKUPS.format("rotten")).glob(f"duplicity-inc.*.to.{second}.manifest.gpg")
+    manifest.write_bytes(b"")
+    shutil.rmtree(rotten.path("/var/cache/dupstack/dupstack-rotten"))  # read from the volume
+    done = backup(bs, "rotten")
+    assert done.returncode == 1, done.stderr
+    assert f"rotten's backup is damaged: {manifest.name} on the volume cannot be read" in (
+        done.stderr
+    )
+    assert "not left by an unfinished run" in done.stderr
+    assert "the next run removes the unfinished set" not in done.stderr
 
 
 def test_ext4_gone_read_only_after_an_error_mid_run_is_named_and_recovered(

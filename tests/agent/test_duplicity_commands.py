@@ -30,6 +30,7 @@ from agent.duplicity.common import (
     file_url,
     sftp_url,
 )
+from agent.duplicity.exit_codes import interpret
 from agent.duplicity.list_files import list_files_command
 from agent.duplicity.prune import (
     cleanup_command,
@@ -43,6 +44,8 @@ from agent.duplicity.status import (
     parse_collection_status,
 )
 from agent.duplicity.verify import verify_command
+from agent.errors import BackupDamaged, KeyMismatch
+from agent.execute import Result
 
 SFTP = Repository(
     url="sftp://dup-web1@192.168.254.10:22//backups",
@@ -416,3 +419,38 @@ def test_an_empty_repository_has_no_chains_and_other_output_is_refused(repo: Rep
     assert status.last_full is None and status.last_backup is None
     with pytest.raises(ValueError, match="not the output"):
         parse_collection_status("Last full backup date: none\n")
+
+
+@pytest.mark.parametrize(
+    ("output", "code", "expected"),
+    [
+        (  # a sealed manifest emptied on the volume, read into the host's cache
+            "Copying duplicity-full.T.manifest.gpg to local cache.\nCopying duplicity-inc.T.to."
+            "U.manifest.gpg to local cache.\nGPGError: GPG Failed, see log below:\n===== Begin "
+            "GnuPG log =====\ngpg: decrypt_message failed: Unknown system error\n",
+            31,
+            BackupDamaged,
+        ),
+        (  # the same, named by duplicity
+            "Error processing remote file (duplicity-full.T.manifest.gpg):\ngpg: no valid "
+            "OpenPGP data found.\n",
+            1,
+            BackupDamaged,
+        ),
+        (  # a wrong passphrase: gpg says so, whatever duplicity was copying
+            "Copying duplicity-full.T.manifest.gpg to local cache.\ngpg: decryption failed: Bad "
+            "session key\n",
+            31,
+            KeyMismatch,
+        ),
+        ("GPGError: GPG Failed\n", 31, KeyMismatch),  # 31 with nothing else said
+    ],
+)
+def test_a_damaged_file_is_told_from_a_wrong_passphrase(
+    output: str, code: int, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected) as raised:
+        interpret("web1", Result(code, "", output), passphrase_file=Path("/etc/p"))
+    if expected is BackupDamaged:
+        assert "web1's backup is damaged: duplicity-" in str(raised.value.message)
+        assert "cannot be read" in raised.value.message
