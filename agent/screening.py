@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,11 +81,12 @@ def reason_to_refuse(
     folder: Path,
     name: str,
     sealed_ends: set[str],
-    passphrase: str,
+    decrypted: Mapping[str, bool],
     now: datetime,
     closed_sets: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Why `name` (in `folder`) may not join the history; None if it may."""
+    """Why `name` (in `folder`) may not join the history; None if it may. `decrypted`:
+    whether each manifest and signatures file decrypts with the host's passphrase."""
     found = NAMES.fullmatch(name)
     if found is None:
         return "not a file duplicity writes"
@@ -104,25 +107,23 @@ def reason_to_refuse(
     start = found["start"] or found["sigstart"]
     if start and start not in sealed_ends:
         return f"extends no set of the host (nothing ends at {start})"
-    if name.endswith(DECRYPTED) and not decrypts(path, passphrase):
+    if name.endswith(DECRYPTED) and not decrypted.get(name, False):
         return "does not decrypt with the host's passphrase (damaged or foreign)"
     return None
 
 
-def decrypts(path: Path, passphrase: str) -> bool:
+def decrypts(path: Path, passphrase: str, home: str) -> bool:
     """Whether `path` decrypts with `passphrase` (symmetric, as duplicity encrypts) into what
     its name says: a manifest that lists volumes, or signatures that are a tar archive. gpg's
-    output is streamed and only its head kept (a signatures file may be gigabytes)."""
-    with tempfile.TemporaryDirectory(prefix="dupstack-screen-") as home:
-        status = Path(home) / "status"  # DECRYPTION_OKAY: it was encrypted, and it decrypted
-        argv = ("gpg", "--homedir", home, "--batch", "--quiet", "--no-tty", "--pinentry-mode",
-                "loopback", "--passphrase-fd", "0", "--status-file", str(status),
-                "--decrypt", str(path))  # fmt: skip
-        try:
-            code, head = execute.head_of_output(argv, input=passphrase + "\n", keep=1 << 20)
-            decrypted = status.exists() and "[GNUPG:] DECRYPTION_OKAY" in status.read_text()
-        finally:
-            execute.run(("gpgconf", "--homedir", home, "--kill", "gpg-agent"), ok_codes=ANY_EXIT)
+    output is streamed and only its head kept (a signatures file may be gigabytes). `home`:
+    a gpg home of root's alone (decrypt_all's)."""
+    status = Path(tempfile.mkdtemp(prefix="status-", dir=home)) / "status"  # one per call
+    argv = ("gpg", "--homedir", home, "--batch", "--quiet", "--no-tty", "--pinentry-mode",
+            "loopback", "--passphrase-fd", "0", "--status-file", str(status),
+            "--decrypt", str(path))  # fmt: skip
+    code, head = execute.head_of_output(argv, input=passphrase + "\n", keep=1 << 20)
+    # DECRYPTION_OKAY: it was encrypted, and it decrypted
+    decrypted = status.exists() and "[GNUPG:] DECRYPTION_OKAY" in status.read_text()
     if code != 0 or not decrypted:
         return False
     if path.name.endswith(".manifest.gpg"):  # duplicity/manifest.py's to_string()
@@ -135,6 +136,26 @@ def decrypts(path: Path, passphrase: str) -> bool:
     except tarfile.TarError:
         return False
     return True
+
+
+def decrypt_all(folder: Path, names: list[str], passphrase: str) -> dict[str, bool]:
+    """decrypts() of each of `names`, at once (a few at a time), with one gpg home and agent:
+    a run's manifest and signatures are screened in the time of one."""
+    if not names:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="dupstack-screen-") as home:
+        try:
+            with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
+                done = pool.map(lambda name: decrypts(folder / name, passphrase, home), names)
+                return dict(zip(names, done, strict=True))
+        finally:
+            execute.run(("gpgconf", "--homedir", home, "--kill", "gpg-agent"), ok_codes=ANY_EXIT)
+
+
+def _whole(path: Path) -> bool:
+    """A regular file with bytes in it: worth decrypting."""
+    info = path.lstat()
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
 def screen(
@@ -154,8 +175,12 @@ def screen(
     closed = frozenset(set_of(name) for name in sealed if name.endswith(".manifest.gpg"))
     refused: list[Refused] = []
     candidates = sorted(names, key=lambda name: (_first_time(name), name))
+    worth = [
+        n for n in candidates if NAMES.fullmatch(n) and n.endswith(DECRYPTED) and _whole(folder / n)
+    ]
+    decrypted = decrypt_all(folder, worth, passphrase)
     for name in candidates:
-        reason = reason_to_refuse(folder, name, ends, passphrase, now, closed)
+        reason = reason_to_refuse(folder, name, ends, decrypted, now, closed)
         if reason is None:
             ends |= ends_of_sets([name])
             continue
