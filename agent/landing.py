@@ -72,6 +72,12 @@ def scratch_beside(target: str) -> str:
     return str(base / f".dupstack-restore-{secrets.token_hex(6)}")
 
 
+def exists(runner: Runner, place: str) -> bool:
+    """Whether `place` exists where `runner` runs (a dangling link too)."""
+    check = '[ -e "$1" ] || [ -L "$1" ]'
+    return runner.run(("sh", "-c", check, "sh", place), ok_codes=(0, 1)).exit_code == 0
+
+
 def move(runner: Runner, source: str, target: str) -> None:
     """`source` renamed to `target` where `runner` runs (MOVE)."""
     runner.run(("python3", "-c", MOVE, source, target))

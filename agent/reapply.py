@@ -15,6 +15,7 @@ from agent.duplicity.restore import restore_command
 from agent.errors import NotInBackup, RestoreIncomplete
 from agent.execute import ANY_EXIT, Runner
 from agent.host import HostContext
+from agent.landing import exists
 from agent.metadata import Report, apply_command
 
 
@@ -25,10 +26,15 @@ def here(
     within: str,
     time: str | None,
     env: Mapping[str, str] | None = None,
+    record: str | None = None,
 ) -> Report:
     """Re-apply to what was restored below `folder` on this server (only `within`, relative
     to the host's "/"; "" for everything), from `repository` (the volume, or an offsite copy
-    with its `env`)."""
+    with its `env`). `record`: where the set's record was restored with the files (missing:
+    the set has none); None: in the tree when it is everything, else fetched on its own."""
+    if record is not None:
+        found = exists(execute.LOCAL, record)
+        return apply(execute.LOCAL, record, folder, within) if found else Report(found=False)
     if not within:
         return apply(execute.LOCAL, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
     with tempfile.TemporaryDirectory(prefix="dupstack-record-") as scratch:
@@ -52,9 +58,17 @@ def fetch_record(
 
 
 def on_host(
-    sets: HostContext, host: remote.Session, folder: str, within: str, time: str | None
+    sets: HostContext,
+    host: remote.Session,
+    folder: str,
+    within: str,
+    time: str | None,
+    record: str | None = None,
 ) -> Report:
-    """Re-apply on the host to what its duplicity restored below `folder` there."""
+    """Re-apply on the host to what its duplicity restored below `folder` there (`record`:
+    as for here())."""
+    if record is not None:
+        return apply(host, record, folder, within) if exists(host, record) else Report(found=False)
     if not within:
         return apply(host, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")
     scratch = host.run(("mktemp", "-d", "-t", "dupstack-record.XXXXXXXX")).stdout.strip()

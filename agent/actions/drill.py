@@ -28,6 +28,7 @@ from typing import IO
 from agent import metrics, notify, remote
 from agent.config.load import DUMP_SPOOL, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
+from agent.duplicity.common import filelist_entry
 from agent.duplicity.list_files import Entry, list_files_command, parse_file_log
 from agent.duplicity.restore import restore_command
 from agent.errors import DupstackError
@@ -178,7 +179,7 @@ def _drill(
     restored = scratch / "restored"
     if sample:
         filelist = scratch / "sample"
-        filelist.write_bytes(b"\0".join(entry.path.lstrip(b"/") for entry in sample) + b"\0")
+        filelist.write_bytes(b"".join(filelist_entry(e.path.lstrip(b"/")) + b"\0" for e in sample))
         argv = restore_command(sets.here, str(restored), filelist=str(filelist))
         say(f"{name}: restoring {len(sample)} of {len(regular)} files here")
         log.write(f"dupctl: {shlex.join(argv)}\n")

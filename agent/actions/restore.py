@@ -18,11 +18,13 @@ from pathlib import PurePosixPath
 
 from agent import execute, reapply, remote
 from agent.backup_sets import latest_time, stored_files
-from agent.duplicity.common import relative_path
+from agent.config.load import METADATA_RECORD
+from agent.duplicity.common import filelist_entry, relative_path
 from agent.duplicity.restore import restore_command
+from agent.errors import NotInBackup
 from agent.execute import ANY_EXIT, Runner
 from agent.host import open_host
-from agent.landing import check_free, checked_request, move, scratch_beside
+from agent.landing import check_free, checked_request, exists, move, scratch_beside
 from agent.metadata import shown
 from agent.paths import ServerPaths
 from agent.times import check_time
@@ -62,7 +64,13 @@ def restore(
     within = relative_path(path) if path else ""
     landing, tree = f"{scratch}/landing", f"{scratch}/tree"
     placed = f"{tree}/{within}" if within else tree
-    argv = restore_command(sets.on_host if to_host else sets.here, landing, path=path, time=time)
+    # One path: it and the set's record in one duplicity run (one start, one read of the
+    # chain), both below `landing`. Everything: the record comes with the tree.
+    listed = f"{scratch}/list"
+    repository = sets.on_host if to_host else sets.here
+    argv = restore_command(repository, landing, time=time, filelist=listed if path else None)
+    record = relative_path(METADATA_RECORD)
+    inside = within and (record == within or record.startswith(f"{within}/"))
     runner: Runner
     with contextlib.ExitStack() as stack:
         if to_host:
@@ -75,15 +83,31 @@ def restore(
         runner.run(("mkdir", "-p", "--", os.path.dirname(scratch)))
         runner.run(("mkdir", "-m", "0700", "--", scratch))
         try:
+            if path:
+                wanted = (relative_path(path), record)
+                lines = b"".join(filelist_entry(os.fsencode(n)) + b"\0" for n in wanted)
+                runner.run(("sh", "-c", 'umask 077 && cat > "$1"', "sh", listed),
+                           input=lines.decode())  # fmt: skip
             if to_host:
                 sets.check(host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True))
             else:
                 sets.run_here(argv)
-            move(runner, landing, placed)
-            if to_host:
-                report = reapply.on_host(sets, host, tree, within, time)
+            if path:
+                if not exists(runner, f"{landing}/{within}"):
+                    raise NotInBackup(
+                        f"that path is not in {name}'s backup at that time ({shown(path)})",
+                        hint=f"`dupctl list {name} [--time T]` shows what the backup holds",
+                    )
+                if not inside and exists(runner, f"{landing}/{record}"):
+                    move(runner, f"{landing}/{record}", f"{scratch}/record")
+                move(runner, f"{landing}/{within}", placed)
             else:
-                report = reapply.here(sets, sets.here, tree, within, time)
+                move(runner, landing, placed)
+            kept = (f"{tree}/{record}" if inside else f"{scratch}/record") if path else None
+            if to_host:
+                report = reapply.on_host(sets, host, tree, within, time, record=kept)
+            else:
+                report = reapply.here(sets, sets.here, tree, within, time, record=kept)
             check_free(runner, target, target == folder, where, hint)  # appeared meanwhile?
             move(runner, placed, target)
             if not to_host:  # the host's owners and set-id files: nobody else's way in here

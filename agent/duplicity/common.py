@@ -7,6 +7,7 @@ the passphrase from PASSPHRASE in its environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,6 +174,24 @@ def relative_path(path: str, root: str = "/") -> str:
     if not _is_within(path, root):
         raise ValueError(f"{path!r} is not under the source root {root!r}")
     return str(PurePosixPath(path).relative_to(root))
+
+
+def filelist_entry(path: bytes) -> bytes:
+    """`path` (relative to the source root) as one line of an --include-filelist that means
+    that file. duplicity reads each line as UTF-8 and as a glob, strips whitespace at both
+    ends, skips lines starting with "#", takes a leading "+ " or "- " as a modifier and drops
+    surrounding quotes: each glob character goes in a class of its own ([*] [?] [[]), and so
+    does a first or last character it would strip or take for syntax. A byte that is not
+    UTF-8 becomes "?" (any one character): the line may then also match a name differing
+    only there."""
+    line = re.sub(r"[\[*?]", lambda found: f"[{found[0]}]", path.decode("utf-8", "surrogateescape"))
+    line = re.sub("[\udc80-\udcff]", "?", line)
+    edge = frozenset(" \t\n\r\x0b\x0c'\"#+-")
+    if line[0] in edge:
+        line = f"[{line[0]}]{line[1:]}"
+    if line[-1] in edge:
+        line = f"{line[:-1]}[{line[-1]}]"
+    return line.encode()
 
 
 def environment(passphrase: str) -> dict[str, str]:

@@ -122,6 +122,49 @@ def test_a_full_volume_fails_clearly_and_the_next_run_succeeds(fleet: Fleet, bs:
     assert restore(bs, "big", "/root/big-2") == snapshot(big)
 
 
+def test_a_volume_that_fills_during_the_signatures_upload_heals(fleet: Fleet, bs: Host) -> None:
+    """No reserve, and room for the volume but not the signatures: the run fails on a full
+    volume with the signatures half-written (the issue's permanent failure), and once room
+    is made the next run cleans up, backs up and every set restores. The room is measured
+    from the same full made once before (same data, same sizes) and then removed."""
+    tight = tenant(fleet, "tight")
+    tight.run(["sh", "-c", "head -c 4000000 /dev/urandom > /home/app/random.bin"])
+    for index in range(2000):  # many files: signatures of some size
+        tight.path(f"/home/app/small{index}.bin").write_bytes(os.urandom(3000))
+    backed_up(bs, "tight")
+    folder = bs.path(BACKUPS.format("tight"))
+    blocks = {f.name: f.stat().st_blocks * 512 for f in folder.iterdir()}
+    volume = sum(size for name, size in blocks.items() if ".vol" in name)
+    signatures = sum(size for name, size in blocks.items() if "signatures" in name)
+    assert signatures > 128 << 10, blocks  # a margin the file system's rounding cannot eat
+    for file in folder.iterdir():  # as if it never ran: the next is the same full again
+        file.unlink()
+    tight.run(["rm", "-rf", "/var/cache/dupstack/dupstack-tight"])
+    inventory = bs.path("/etc/duplicity/dupstack.yaml")
+    kept = inventory.read_text()
+    document = yaml.safe_load(kept)
+    document["server"]["reserve"] = "0"
+    inventory.write_text(yaml.safe_dump(document))
+    filler = bs.path("/mnt/vdb/filler")
+    free = os.statvfs(bs.path("/mnt/vdb"))
+    room = volume + signatures // 2  # the volume fits, the signatures do not
+    bs.run(["fallocate", "-l", str(free.f_bavail * free.f_frsize - room), str(filler)])
+    try:
+        full = backup(bs, "tight")
+        names = sorted(os.listdir(folder))
+    finally:
+        filler.unlink()
+        inventory.write_text(kept)
+    assert full.returncode == 7, full.stderr
+    assert "tight: the backup volume /mnt/vdb is full" in full.stderr
+    assert any(".vol1." in name for name in names), names  # it failed after the volume
+    assert not any(name.endswith(".manifest.gpg") for name in names), names
+    again = backup(bs, "tight")
+    assert again.returncode == 0, again.stderr
+    assert status(bs, "tight")["incomplete_sets"] == 0
+    assert restore(bs, "tight", "/root/tight") == snapshot(tight)
+
+
 def test_a_read_only_volume_is_named_at_once_and_nothing_is_tried(fleet: Fleet, bs: Host) -> None:
     ro = tenant(fleet, "ro")
     backed_up(bs, "ro")

@@ -28,6 +28,7 @@ from agent.duplicity.common import (
     backup_name,
     environment,
     file_url,
+    filelist_entry,
     sftp_url,
 )
 from agent.duplicity.exit_codes import interpret
@@ -454,3 +455,37 @@ def test_a_damaged_file_is_told_from_a_wrong_passphrase(
     if expected is BackupDamaged:
         assert "web1's backup is damaged: duplicity-" in str(raised.value.message)
         assert "cannot be read" in raised.value.message
+
+
+AWKWARD_NAMES = [b"a[1].txt", b"*star", b"?q", b"#hash", b"- dash", b"+ plus", b"'quoted'",
+                 b" lead", b"trail ", b"x**y", b"-", b"\xff\xfe latin"]  # fmt: skip
+
+
+def test_a_filelist_of_awkward_names_restores_exactly_those(tmp_path: Path) -> None:
+    """Names duplicity's filelist would read as globs, comments, modifiers, quotes or trim:
+    each restored through filelist_entry, and nothing else with it (a neighbour that the
+    glob `*star` or `?q` would match is left out)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in [*AWKWARD_NAMES, b"Xstar", b"xq", b"hash", b"dash", b"quoted", b"lead", b"trail"]:
+        (source / os.fsdecode(name)).write_bytes(name + b"\n")
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    repository = Repository(file_url(str(tmp_path / "target")), "awkward", str(tmp_path / "cache"))
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "GNUPGHOME": str(gnupg), **environment("awkward names")}  # fmt: skip
+    try:
+        run = lambda argv: subprocess.run(argv, env=env, capture_output=True, check=False)  # noqa: E731
+        run(backup_command(repository, Selection(paths=(str(source),), root=str(source))))
+        filelist = tmp_path / "list"
+        filelist.write_bytes(b"".join(filelist_entry(name) + b"\0" for name in AWKWARD_NAMES))
+        restored = tmp_path / "restored"
+        done = run(
+            restore_command(repository, str(restored), root=str(source), filelist=str(filelist))
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(os.listdir(os.fsencode(restored))) == sorted(AWKWARD_NAMES)
+        for name in AWKWARD_NAMES:
+            assert (restored / os.fsdecode(name)).read_bytes() == name + b"\n"
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], check=False)

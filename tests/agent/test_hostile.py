@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -114,6 +115,49 @@ def test_planted_files_are_quarantined_and_the_history_stays_usable(fleet: Fleet
     restored = dupctl(bs, "restore", "hosta", "--path", DATA, "--to", "/tmp/after")
     assert restored.returncode == 0, restored.stderr
     assert snapshot(bs, f"/tmp/after{DATA}") == snapshot(hosta)
+
+
+PARAMIKO_PLANT = """
+import sys, paramiko
+address, account, name, content = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+client = paramiko.SSHClient()
+client.load_host_keys("/root/.ssh/dupstack_known_hosts")
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
+client.connect(address, username=account, key_filename="/root/.ssh/dupstack_ed25519",
+               look_for_keys=False, allow_agent=False)
+with client.open_sftp().open(f"/backups/{name}", "wb") as planted:
+    planted.write(bytes.fromhex(content))
+"""
+
+
+def test_files_planted_with_paramiko_are_quarantined_too(fleet: Fleet, bs: Host) -> None:
+    """The same attack through paramiko's SFTP client (the one duplicity uses), with the
+    host's own key: a forged next manifest and an empty signatures file."""
+    hosta = fleet.hosts["hosta"]
+    last = sealed_end(bs, "hosta")
+    soon = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y%m%dT%H%M%SZ")
+    planted = {
+        f"duplicity-inc.{last}.to.{soon}.manifest.gpg": os.urandom(300),
+        f"duplicity-new-signatures.{last}.to.{soon}.sigtar.gpg": b"",
+    }
+    folder = BACKUPS.format("hosta")
+    bs.run(["chmod", "1770", folder])  # as during one of its runs
+    try:
+        for name, content in planted.items():
+            hosta.run([sys.executable, "-c", PARAMIKO_PLANT, bs.address, "dup-hosta", name,
+                       content.hex()])  # fmt: skip
+    finally:
+        bs.run(["chmod", "1750", folder])
+    assert set(planted) <= set(os.listdir(bs.path(folder)))
+    write_files(hosta, 2, "after the paramiko attack", start=70)
+    done = dupctl(bs, "backup", "hosta", "--json")
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)
+    assert run["action"] == "incremental"
+    assert {entry.split(":")[0] for entry in run["quarantined"]} == set(planted)
+    restored = dupctl(bs, "restore", "hosta", "--path", DATA, "--to", "/tmp/paramiko")
+    assert restored.returncode == 0, restored.stderr
+    assert snapshot(bs, f"/tmp/paramiko{DATA}") == snapshot(hosta)
 
 
 def test_planting_during_the_next_run_is_caught_before_sealing(fleet: Fleet, bs: Host) -> None:
