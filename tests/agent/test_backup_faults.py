@@ -61,6 +61,23 @@ def set_times(bs: Host, name: str) -> list[str]:
     return sorted(re.findall(r"(\d{8}T\d{6}Z)\.manifest", " ".join(names)))
 
 
+def uploading(fleet: Fleet, bs: Host, name: str) -> tuple[Host, subprocess.Popen[str]]:
+    """Host `name` backed up once, then 6 MB more of it in 1 MiB volumes: its run (output
+    piped), once the first of those volumes is under way."""
+    host = tenant(fleet, name)
+    backed_up(bs, name)
+    host.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
+    set_host_options(bs, name, volsize=1)
+    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", name]), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    backups = bs.path(BACKUPS.format(name))
+    deadline = time.monotonic() + 30
+    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    return host, run
+
+
 def test_a_host_that_is_down_fails_alone(fleet: Fleet, bs: Host) -> None:
     tenant(fleet, "up")
     down = tenant(fleet, "down")
@@ -201,18 +218,8 @@ def test_a_volume_gone_read_only_mid_run_is_named_and_the_next_run_cleans_up(
 ) -> None:
     """A read-only bind mount over the host's folder, made while it uploads: new files there
     fail with EROFS as after ext4's remount-ro, and statvfs says read-only."""
-    midway = tenant(fleet, "midway")
-    backed_up(bs, "midway")
-    midway.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
-    set_host_options(bs, "midway", volsize=1)
+    midway, run = uploading(fleet, bs, "midway")
     folder = BACKUPS.format("midway")
-    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "midway"]), text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    backups = bs.path(folder)
-    deadline = time.monotonic() + 30
-    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.02)
     bs.run(["mount", "--bind", folder, folder])
     try:
         bs.run(["mount", "-o", "remount,bind,ro", folder])
@@ -234,17 +241,8 @@ def test_a_volume_gone_read_only_mid_run_is_named_and_the_next_run_cleans_up(
 def test_a_sigterm_stops_the_run_cleanly_and_records_it(fleet: Fleet, bs: Host) -> None:
     """As systemd stops a server: the host's duplicity is ended, what the run wrote removed,
     its folder closed, the run recorded as stopped (exit 20)."""
-    term = tenant(fleet, "term")
-    backed_up(bs, "term")
-    term.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
-    set_host_options(bs, "term", volsize=1)
-    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "term"]), text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    term, run = uploading(fleet, bs, "term")
     backups = bs.path(BACKUPS.format("term"))
-    deadline = time.monotonic() + 30
-    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.02)
     run.send_signal(signal.SIGTERM)  # dupctl itself (nsenter execs it)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 20, out + err
@@ -452,18 +450,8 @@ def test_ext4_gone_read_only_after_an_error_mid_run_is_named_and_recovered(
     ends with exit 7 naming the read-only volume; after the hint's fsck and a new mount the
     set made just before is whole and the next run goes through. Last in the module: the
     volume is unmounted and mounted again."""
-    broken = tenant(fleet, "broken")
-    backed_up(bs, "broken")
-    first = snapshot(broken)
-    broken.run(["sh", "-c", "head -c 6000000 /dev/urandom > /home/app/random.bin"])
-    set_host_options(bs, "broken", volsize=1)
-    run = subprocess.Popen(bs.keeper.nsenter(["dupctl", "backup", "broken"]), text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    backups = bs.path(BACKUPS.format("broken"))
-    deadline = time.monotonic() + 30
-    while sum(f.stat().st_uid != 0 for f in backups.iterdir()) < 1:  # a volume under way
-        assert time.monotonic() < deadline and run.poll() is None
-        time.sleep(0.02)
+    broken, run = uploading(fleet, bs, "broken")
+    first = {name: data for name, data in snapshot(broken).items() if name != "random.bin"}
     bs.run(["mount", "-o", "remount,abort", "/mnt/vdb"])
     out, err = run.communicate(timeout=120)
     mounts = bs.run(["cat", "/proc/self/mounts"]).stdout
