@@ -30,12 +30,12 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> bool:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
     return True
 
 
-def _sync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (a crash must not lose the escrow)."""
+def sync_dir(directory: Path) -> None:
+    """Make the names in `directory` durable (a crash must not lose the escrow, or a set)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

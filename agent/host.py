@@ -66,8 +66,7 @@ class HostContext:
 
     def room(self) -> quota.Limit:
         """The most the host's sets may take: its quota, or its share (agent/quota.py)."""
-        quotas = {name: host.quota for name, host in self.inventory.hosts.items()}
-        return quota.limit(self.name, quotas, self.folder, self.inventory.reserve)
+        return quota.limit(self.name, self.inventory.quotas, self.folder, self.inventory.reserve)
 
     def has_backup(self) -> bool:
         return any(self.folder.glob("duplicity-full.*.manifest*"))

@@ -73,9 +73,8 @@ def scratch_beside(target: str) -> str:
 
 
 def exists(runner: Runner, place: str) -> bool:
-    """Whether `place` exists where `runner` runs (a dangling link too)."""
-    check = '[ -e "$1" ] || [ -L "$1" ]'
-    return runner.run(("sh", "-c", check, "sh", place), ok_codes=(0, 1)).exit_code == 0
+    """Whether `place` exists where `runner` runs (a dangling link too): FREE says not."""
+    return runner.run(("sh", "-c", FREE, "sh", place), ok_codes=(0, 1)).exit_code == 1
 
 
 def move(runner: Runner, source: str, target: str) -> None:

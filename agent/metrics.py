@@ -112,8 +112,7 @@ def host_values(paths: ServerPaths, host: HostConfig, inventory: Inventory) -> d
     if host.quota is not None:
         values["quota_bytes"] = host.quota
     if paths.mount_point.is_dir():
-        quotas = {name: other.quota for name, other in inventory.hosts.items()}
-        room = quota.limit(host.name, quotas, paths.mount_point, inventory.reserve)
+        room = quota.limit(host.name, inventory.quotas, paths.mount_point, inventory.reserve)
         values["limit_bytes"] = room.size
     if last := read_status(paths, host.name):
         hooks = last.get("hooks", [])  # records of older releases lack hooks and quarantined

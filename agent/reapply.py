@@ -33,7 +33,7 @@ def here(
     with its `env`). `record`: where the set's record was restored with the files (missing:
     the set has none); None: in the tree when it is everything, else fetched on its own."""
     if record is not None:
-        found = exists(execute.LOCAL, record)
+        found = os.path.lexists(record)
         return apply(execute.LOCAL, record, folder, within) if found else Report(found=False)
     if not within:
         return apply(execute.LOCAL, os.path.join(folder, METADATA_RECORD.lstrip("/")), folder, "")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config.load import HostConfig
+from agent.files import sync_dir
 from agent.paths import ServerPaths
 from agent.repository import backups_dir
 
@@ -61,11 +62,7 @@ def seal(paths: ServerPaths, host: HostConfig) -> list[str]:
         finally:
             os.close(fd)
     if names:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_dir(folder)
     return names
 
 

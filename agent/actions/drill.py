@@ -28,7 +28,7 @@ from typing import IO
 from agent import metrics, notify, remote
 from agent.config.load import DUMP_SPOOL, Inventory, load_inventory
 from agent.duplicity.backup import backup_command
-from agent.duplicity.common import filelist_entry
+from agent.duplicity.common import filelist
 from agent.duplicity.list_files import Entry, list_files_command, parse_file_log
 from agent.duplicity.restore import restore_command
 from agent.errors import DupstackError
@@ -178,9 +178,9 @@ def _drill(
     failures: list[str] = []
     restored = scratch / "restored"
     if sample:
-        filelist = scratch / "sample"
-        filelist.write_bytes(b"".join(filelist_entry(e.path.lstrip(b"/")) + b"\0" for e in sample))
-        argv = restore_command(sets.here, str(restored), filelist=str(filelist))
+        listed = scratch / "sample"
+        listed.write_bytes(filelist(entry.path.lstrip(b"/") for entry in sample))
+        argv = restore_command(sets.here, str(restored), filelist=str(listed))
         say(f"{name}: restoring {len(sample)} of {len(regular)} files here")
         log.write(f"dupctl: {shlex.join(argv)}\n")
         try:

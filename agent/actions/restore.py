@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from agent import execute, reapply, remote
 from agent.backup_sets import latest_time, stored_files
 from agent.config.load import METADATA_RECORD
-from agent.duplicity.common import filelist_entry, relative_path
+from agent.duplicity.common import filelist, relative_path
 from agent.duplicity.restore import restore_command
 from agent.errors import NotInBackup
 from agent.execute import ANY_EXIT, Runner
@@ -84,8 +84,7 @@ def restore(
         runner.run(("mkdir", "-m", "0700", "--", scratch))
         try:
             if path:
-                wanted = (relative_path(path), record)
-                lines = b"".join(filelist_entry(os.fsencode(n)) + b"\0" for n in wanted)
+                lines = filelist(os.fsencode(name) for name in (within, record))
                 runner.run(("sh", "-c", 'umask 077 && cat > "$1"', "sh", listed),
                            input=lines.decode())  # fmt: skip
             if to_host:

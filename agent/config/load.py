@@ -180,6 +180,11 @@ class Inventory:
     push_after_backup: bool = True
     prices: Mapping[str, Any] = field(default_factory=dict)  # offsite.prices: overrides
 
+    @property
+    def quotas(self) -> dict[str, int | None]:
+        """Each host's quota (None: it gets a share, agent/quota.py)."""
+        return {name: host.quota for name, host in self.hosts.items()}
+
     def chosen_hosts(self, names: Sequence[str]) -> list[HostConfig]:
         """The hosts `names` (each once, unknown ones refused), or every host by name."""
         chosen = [self.host(name) for name in dict.fromkeys(names)]

@@ -8,7 +8,7 @@ the passphrase from PASSPHRASE in its environment.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv6Address, ip_address
@@ -192,6 +192,11 @@ def filelist_entry(path: bytes) -> bytes:
     if line[-1] in edge:
         line = f"{line[:-1]}[{line[-1]}]"
     return line.encode()
+
+
+def filelist(paths: Iterable[bytes]) -> bytes:
+    """An --include-filelist (`--null-separator`) of exactly `paths` (filelist_entry)."""
+    return b"".join(filelist_entry(path) + b"\0" for path in paths)
 
 
 def environment(passphrase: str) -> dict[str, str]:

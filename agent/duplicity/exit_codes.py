@@ -112,10 +112,11 @@ GARBLED = ("decrypt_message failed", "no valid OpenPGP data found", "invalid pac
 
 def _damaged_file(output: str) -> str | None:
     """The set's file duplicity could not read back, or None: the one it names, or, when gpg
-    says the data is not whole, the last it was copying into its cache."""
+    says the data is not whole, the last it was copying into its cache (a wrong passphrase,
+    "Bad session key", is told apart before this counts)."""
     if named := re.search(r"Error processing remote file \((\S+)\)", output):
         return named[1]
     copying = re.findall(r"Copying (\S+) to local cache", output)
-    if copying and "Bad session key" not in output and any(s in output for s in GARBLED):
+    if copying and any(sign in output for sign in GARBLED):
         return copying[-1]
     return None

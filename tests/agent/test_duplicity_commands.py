@@ -28,7 +28,7 @@ from agent.duplicity.common import (
     backup_name,
     environment,
     file_url,
-    filelist_entry,
+    filelist,
     sftp_url,
 )
 from agent.duplicity.exit_codes import interpret
@@ -463,7 +463,7 @@ AWKWARD_NAMES = [b"a[1].txt", b"*star", b"?q", b"#hash", b"- dash", b"+ plus", b
 
 def test_a_filelist_of_awkward_names_restores_exactly_those(tmp_path: Path) -> None:
     """Names duplicity's filelist would read as globs, comments, modifiers, quotes or trim:
-    each restored through filelist_entry, and nothing else with it (a neighbour that the
+    each restored through filelist(), and nothing else with it (a neighbour that the
     glob `*star` or `?q` would match is left out)."""
     source = tmp_path / "source"
     source.mkdir()
@@ -477,11 +477,11 @@ def test_a_filelist_of_awkward_names_restores_exactly_those(tmp_path: Path) -> N
     try:
         run = lambda argv: subprocess.run(argv, env=env, capture_output=True, check=False)  # noqa: E731
         run(backup_command(repository, Selection(paths=(str(source),), root=str(source))))
-        filelist = tmp_path / "list"
-        filelist.write_bytes(b"".join(filelist_entry(name) + b"\0" for name in AWKWARD_NAMES))
+        listed = tmp_path / "list"
+        listed.write_bytes(filelist(AWKWARD_NAMES))
         restored = tmp_path / "restored"
         done = run(
-            restore_command(repository, str(restored), root=str(source), filelist=str(filelist))
+            restore_command(repository, str(restored), root=str(source), filelist=str(listed))
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert sorted(os.listdir(os.fsencode(restored))) == sorted(AWKWARD_NAMES)
