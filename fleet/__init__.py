@@ -38,6 +38,9 @@ VENV_BIN = CHECKOUT / ".venv" / "bin"
 SUBNET = "10.77.0"
 OVERLAID = ("/etc", "/root", "/home", "/var", "/opt", "/usr/local")
 TMPFS = (("/run", "0755"), ("/tmp", "1777"), ("/mnt", "0755"))
+# A host's root has Debian's own dotfiles, not this machine's: a developer's ~/.bashrc (pyenv
+# init, say) would run before every command sshd starts, ~0.1 s each, and put its python3 first.
+STOCK_ROOT_DOTFILES = (".bashrc", ".profile")
 # Where the checkout waits while a tmpfs covers its place (a clone under /tmp, as CI may use).
 CHECKOUT_STAGE = "/usr/local/lib/dupstack-checkout"
 HOST_ENV = {
@@ -171,6 +174,8 @@ class Host:
             work.mkdir()
             options = f"lowerdir={top},upperdir={upper},workdir={work}"
             commands.append(["mount", "-t", "overlay", "overlay", "-o", options, top])
+        for dotfile in STOCK_ROOT_DOTFILES:  # bash runs .bashrc for each command sshd starts
+            commands.append(["cp", f"/usr/share/base-files/dot{dotfile}", f"/root/{dotfile}"])
         covered = any(CHECKOUT.is_relative_to(top) for top, _ in TMPFS)
         if covered:  # keep the checkout (and its .venv) visible inside the host
             commands.append(["mkdir", "-p", CHECKOUT_STAGE])
