@@ -11,14 +11,13 @@ is a Runner (agent/execute.py): the same call and the same Result as a run on th
 from __future__ import annotations
 
 import base64
-import io
+import codecs
 import logging
 import os
 import shlex
 import socket
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from typing import IO, Protocol
 
 import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 from paramiko.hostkeys import HostKeys
 
 from agent.duplicity.common import STABLE_OUTPUT_ENV
@@ -48,6 +46,8 @@ logger = logging.getLogger(__name__)
 # which name every file and can reveal small ones) is root's alone.
 EXPORT_FIRST_LINE = 'umask 077 && IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
 
+
+KEEPALIVE = 60  # seconds of silence on a session before paramiko asks the host whether it is there
 
 # Runs the argv given as base64 words: a name with bytes that are not UTF-8, which the SSH
 # channel (text) cannot carry, reaches the host exact.
@@ -154,7 +154,7 @@ def scan_host_key(host: HostAddress, timeout: float) -> paramiko.PKey:
                 return transport.get_remote_server_key()
             finally:
                 transport.close()
-    except (OSError, paramiko.SSHException) as error:
+    except (OSError, EOFError, paramiko.SSHException) as error:
         raise _unreachable(host, error) from error
 
 
@@ -169,13 +169,6 @@ def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = 
         argv = ("env", *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()), *argv)
     command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
     return shlex.join(command if user == "root" else ["sudo", "-n", "--", *command])
-
-
-class _Stdin(io.StringIO):
-    """All of the input in one read: invoke reads other streams one character per 10 ms."""
-
-    def read(self, size: int | None = -1) -> str:
-        return super().read()
 
 
 class Session:
@@ -199,35 +192,44 @@ class Session:
         """Run `argv` on the host; `secret` reaches it as $PASSPHRASE, `input` as stdin after it.
 
         Output goes to `log` as it comes. Raises RemoteCommandFailed unless the exit code is
-        in `ok_codes`, HostAccessDenied when sudo wants a password.
+        in `ok_codes` (-1: killed by a signal, or the connection was lost), HostAccessDenied
+        when sudo wants a password. A channel of paramiko's own: invoke's runner (fabric's
+        `run`) polls its streams and costs ~20 ms a command more.
         """
         command = remote_command(argv, self.host.user, secret is not None, stable)
         logger.debug("run on %s: %s", self.host.name, command)
         stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
-        started = time.monotonic()
-        timed_out = RemoteCommandFailed(
-            f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
-            if timeout is not None
-            else ""
-        )
+        out: list[str] = []
+        err: list[str] = []
+        channel = self._channel()
         try:
-            done = self.connection.run(
-                command,
-                in_stream=_Stdin(stdin),
-                echo_stdin=False,
-                hide=log is None,
-                out_stream=log,
-                err_stream=log,
-                warn=True,
-                pty=False,
-                timeout=timeout,
-            )
-        except CommandTimedOut as error:
-            raise timed_out from error
-        # Under load invoke may end a timed-out command as killed (-1) without saying so.
-        if timeout is not None and done.exited == -1 and time.monotonic() - started >= timeout:
-            raise timed_out
-        result = Result(done.exited, done.stdout, done.stderr)
+            channel.exec_command(command)
+            readers = [
+                threading.Thread(target=_relay, args=(channel.recv, out, log), daemon=True),
+                threading.Thread(target=_relay, args=(channel.recv_stderr, err, log), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            try:
+                channel.sendall(stdin.encode())
+            except OSError:  # the command ended early: its exit code and output say why
+                pass
+            channel.shutdown_write()
+            if not channel.status_event.wait(timeout):
+                raise RemoteCommandFailed(
+                    f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
+                )
+            code = channel.recv_exit_status()
+            for reader in readers:
+                reader.join()
+            transport = self.connection.client.get_transport()
+            if code == -1 and (transport is None or not transport.is_active()):
+                raise self._lost(argv, "the host closed it, or stopped answering")
+        except paramiko.SSHException as error:
+            raise self._lost(argv, error) from error
+        finally:
+            channel.close()
+        result = Result(code, "".join(out), "".join(err))
         if result.exit_code not in ok_codes:
             last = result.stderr.strip().splitlines()[-1:] or [""]
             if self.host.user != "root" and "sudo: a password is required" in last[0]:
@@ -249,10 +251,7 @@ class Session:
         large and not text: invoke's streams are neither); RemoteCommandFailed as for run."""
         command = remote_command(argv, self.host.user, secret=False)
         logger.debug("run on %s, fed: %s", self.host.name, command)
-        transport = self.connection.client.get_transport()
-        if transport is None:
-            raise RemoteCommandFailed(f"{self.host.name}: the SSH connection is closed")
-        channel = transport.open_session()
+        channel = self._channel()
         channel.set_combine_stderr(True)
         output: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(channel, output), daemon=True)
@@ -277,6 +276,40 @@ class Session:
                 + (f": {last[0]}" if last[0] else "")
             )
         return Result(code, said, "")
+
+    def _channel(self) -> paramiko.Channel:
+        """A new channel on the session's connection; RemoteCommandFailed if it is gone."""
+        transport = self.connection.client.get_transport()
+        try:
+            if transport is None:
+                raise paramiko.SSHException("not connected")
+            return transport.open_session()
+        except paramiko.SSHException as error:
+            raise RemoteCommandFailed(
+                f"{self.host.name}: the SSH connection is closed ({error})",
+                hint=f"check that {self.host.name} is up, then rerun",
+            ) from error
+
+    def _lost(self, argv: Sequence[str], error: object) -> RemoteCommandFailed:
+        return RemoteCommandFailed(
+            f"{self.host.name}: {shlex.join(argv)}: the SSH connection was lost ({error})",
+            hint=f"check that {self.host.name} is up, then rerun",
+        )
+
+
+def _relay(recv: Callable[[int], bytes], into: list[str], log: IO[str] | None) -> None:
+    """Read one of a command's streams until it ends, as text, into `into` and `log`."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while True:
+        data = recv(1 << 16)
+        text = decoder.decode(data, final=not data)
+        if text:
+            into.append(text)
+            if log is not None:
+                log.write(text)
+                log.flush()
+        if not data:
+            return
 
 
 def _drain(channel: paramiko.Channel, into: list[bytes]) -> None:
@@ -320,12 +353,23 @@ def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
             hint=f"authorize this key on {host.name} (~{host.user}/.ssh/authorized_keys): "
             f"{ssh.public_key}",
         ) from error
-    except (OSError, paramiko.SSHException) as error:
+    except (OSError, EOFError, paramiko.SSHException) as error:
         raise _unreachable(host, error) from error
+    _tune(connection)
     try:
         yield Session(host, connection)
     finally:
         connection.close()
+
+
+def _tune(connection: Connection) -> None:
+    """TCP_NODELAY: each command is a few small packets, which Nagle's algorithm would hold
+    for the peer's delayed ACK (~40 ms a command, as OpenSSH knows). Keepalives: a host that
+    vanishes during hours of a quiet duplicity run ends the run instead of hanging it."""
+    transport = connection.client.get_transport()
+    assert transport is not None  # open() succeeded
+    transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport.set_keepalive(KEEPALIVE)
 
 
 def run(
@@ -343,7 +387,10 @@ def run(
 
 
 def _unreachable(host: HostAddress, error: BaseException) -> HostUnreachable:
-    reason = str(error) or type(error).__name__
+    if isinstance(error, EOFError):
+        reason = "it closed the connection during the SSH handshake"
+    else:
+        reason = str(error) or type(error).__name__
     return HostUnreachable(
         f"host {host.name} ({host.address}:{host.port}) is unreachable: {reason}",
         hint=f"check that {host.name} is running, that sshd listens on port {host.port} and "

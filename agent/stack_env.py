@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MODES = ("create", "restore")  # DUPSTACK_MODE: a new stack, or one rebuilt from its volume
+
 
 def read_stack_env(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of `path` ({} if missing); values Heat left as __TOKENS__ are dropped."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.config.load import load_inventory
+from agent.duplicity.backup import S2K_FLAGS
 from agent.paths import ServerPaths
 from agent.sealing import sealed
 from bench.dataset import Dataset, Mutation, mutate
@@ -44,9 +45,11 @@ from bench.tenants import DATA, BenchFleet, acquire, release
 
 # gpg as duplicity 3.2 calls it for symmetric encryption (gpg defaults otherwise: AES-128,
 # ZIP compression level 6), with the passphrase on an inherited fd, never in argv.
+# The key stretching of dupstack's files (agent/duplicity/backup.py S2K_FLAGS), so that the
+# practical limit pays for its one file what each of duplicity's does.
 GPG_SYMMETRIC = (
     'gpg --batch --no-tty --quiet --pinentry-mode loopback --passphrase-fd "$3"'
-    " --force-mdc --symmetric"
+    " --s2k-count 65536 --force-mdc --symmetric"
 )
 VOLSIZE_MB = 200  # dupstack's inventory default (`volsize`), also duplicity's own
 
@@ -136,9 +139,11 @@ def duplicity_command(
     archive: Path,
     extra: Sequence[str] = (),
     volsize: int = VOLSIZE_MB,
+    s2k: Sequence[str] = S2K_FLAGS,
 ) -> Command:
-    """`duplicity ACTION` as dupstack will run it: symmetric, PASSPHRASE in the environment."""
-    argv = [*duplicity_argv(ctx, action, archive), "--volsize", str(volsize), *extra,
+    """`duplicity ACTION` as dupstack will run it: symmetric, PASSPHRASE in the environment,
+    dupstack's S2K count (`s2k=()`: gpg-agent's calibrated one)."""
+    argv = [*duplicity_argv(ctx, action, archive), "--volsize", str(volsize), *s2k, *extra,
             str(source), url]  # fmt: skip
     return Command(argv, env={**ctx.env(), "PASSPHRASE": ctx.passphrase})
 
@@ -216,6 +221,7 @@ class DuplicityIncremental(Case):
     name = "duplicity-incremental"
     title = "duplicity incremental after mutate, file://"
     baseline = "duplicity-full"
+    s2k: ClassVar[tuple[str, ...]] = S2K_FLAGS
     source: Path
     base: Path
     mutation: Mutation
@@ -250,11 +256,23 @@ class DuplicityIncremental(Case):
             self.source,
             f"file://{ctx.out(repeat)}",
             ctx.repeat_dir(repeat) / "archive",
+            s2k=self.s2k,
         )
 
     def output_bytes(self, ctx: Context, repeat: int) -> int | None:
         new = [p for p in ctx.out(repeat).iterdir() if p.name not in self.before]
         return sum(p.stat().st_size for p in new)
+
+
+@register
+class DuplicityIncrementalS2kCalibrated(DuplicityIncremental):
+    """The same incremental with gpg-agent's calibrated S2K count (duplicity's unless told,
+    dupstack's before it set 65,536): each of the set's files pays for it."""
+
+    name = "duplicity-incremental-s2k-calibrated"
+    title = "duplicity incremental after mutate, file://, gpg's calibrated S2K count"
+    baseline = "duplicity-incremental"
+    s2k = ()
 
 
 @register

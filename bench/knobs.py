@@ -7,6 +7,8 @@
   3.0.0) and `--concurrency 2` (a pool of backend processes, each with its own connection).
 - Volume size (50 and 1000 MB against dupstack's 200) and gpg's compression
   (`--gpg-options`: none, or zlib at level 1, against gpg's default ZIP at level 6).
+- gpg's S2K count: gpg-agent's calibrated one (duplicity's unless told) against dupstack's
+  65,536 bytes per file (also `duplicity-incremental-s2k-calibrated`, in cases.py).
 - One file restored from a full and 30 incrementals, against the same bytes from a lone full.
 
 Every SFTP case has a throwaway sshd of its own on 127.0.0.1 (bench/sshd.py), like
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from agent.duplicity.backup import S2K_FLAGS
 from bench.cases import VOLSIZE_MB, Case, Context, duplicity_argv, duplicity_command, register
 from bench.dataset import Mutation, mutate
 from bench.measure import Command, run_checked
@@ -71,6 +74,7 @@ class _SftpFull(Case):
     ssh_options: ClassVar[str] = ""  # added to the key and known-hosts options
     options: ClassVar[tuple[str, ...]] = ()
     volsize: ClassVar[int] = VOLSIZE_MB
+    s2k: ClassVar[tuple[str, ...]] = S2K_FLAGS
     sshd: LoopbackSshd | None = None
     sessions_before: int = 0
 
@@ -98,6 +102,7 @@ class _SftpFull(Case):
             ctx.repeat_dir(repeat) / "archive",
             extra=[f"--ssh-options={self.all_ssh_options()}", *self.options],
             volsize=self.volsize,
+            s2k=self.s2k,
         )
         return dataclasses.replace(command, extra_roots=(sshd.pid,))
 
@@ -283,8 +288,8 @@ class SftpVolsize1000(_SftpFull):
     volsize = 1000
 
 
-def _compression(ctx: Context, encrypted: Path) -> int | None:
-    """The OpenPGP compression algorithm of an encrypted file (None: not compressed)."""
+def _packets(ctx: Context, encrypted: Path) -> bytes:
+    """gpg's listing of the OpenPGP packets of an encrypted file (decrypted to list them)."""
     argv = ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase-fd", "0",
             "--list-packets", str(encrypted)]  # fmt: skip
     done = subprocess.run(
@@ -294,8 +299,21 @@ def _compression(ctx: Context, encrypted: Path) -> int | None:
         env={**os.environ, **ctx.env()},
         check=True,
     )
-    match = re.search(rb"^:compressed packet: algo=(\d+)", done.stdout, re.MULTILINE)
+    return done.stdout
+
+
+def _compression(ctx: Context, encrypted: Path) -> int | None:
+    """The OpenPGP compression algorithm of an encrypted file (None: not compressed)."""
+    match = re.search(rb"^:compressed packet: algo=(\d+)", _packets(ctx, encrypted), re.MULTILINE)
     return int(match.group(1)) if match else None
+
+
+def _s2k_count(ctx: Context, encrypted: Path) -> int:
+    """How many bytes gpg hashed to make the file's key from the passphrase (its S2K)."""
+    match = re.search(rb"salt [0-9A-F]+, count (\d+)", _packets(ctx, encrypted))
+    if match is None:
+        raise RuntimeError(f"{encrypted.name}: no iterated S2K in its packets")
+    return int(match.group(1))
 
 
 class _GpgFull(_SftpFull):
@@ -326,6 +344,21 @@ class SftpGpgZlib1(_GpgFull):
     title = "duplicity full, sftp://, gpg --compress-algo=zlib --compress-level=1"
     options = ("--gpg-options=--compress-algo=zlib --compress-level=1",)
     algorithm = ZLIB
+
+
+@register
+class SftpS2kCalibrated(_SftpFull):
+    """gpg-agent's calibrated S2K count (up to 65,011,712 bytes hashed per file), which
+    duplicity gets unless told: dupstack's own before it set 65,536 (S2K_FLAGS)."""
+
+    name = "sftp-s2k-calibrated"
+    title = "duplicity full, sftp://, gpg's calibrated S2K count"
+    s2k = ()
+
+    def check(self, ctx: Context, repeat: int, volumes: Sequence[Path], sessions: int) -> None:
+        if (count := _s2k_count(ctx, volumes[0])) == 65536:
+            raise RuntimeError("volume 1 has dupstack's S2K count, not gpg's calibrated one")
+        ctx.notes["s2k"] = f"gpg's calibrated count here: {count:,} bytes per file"
 
 
 # ==========================================================================================

@@ -40,8 +40,6 @@ from agent.volume import filesystem, fstab
 from agent.volume.device import volume_candidates, wait_for_volume
 from agent.volume.probe import probe
 
-MODES = ("create", "restore")
-
 
 @dataclass(frozen=True)
 class InitOptions:

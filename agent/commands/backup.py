@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ServerPaths) -> int:
-    from agent import remote, render
+    from agent import preload, remote
     from agent.actions.backup import BackupOptions, backup_hosts
 
     require_root("backup")
@@ -63,9 +63,12 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     )
     ssh = remote.Ssh.of_server(paths, args.timeout)
     if sys.stdout.isatty() and not args.json:
+        from agent import render
+
         with render.backup_progress() as show:
             outcomes = backup_hosts(paths, args.hosts, options, ssh, show)
     else:
+        preload.ahead("agent.render")  # for the summary, while the hosts are backed up
         outcomes = backup_hosts(
             paths,
             args.hosts,
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
     elif args.json:
         print(json.dumps(records, indent=2))
     else:
+        from agent import render
+
         render.print_backup_summary(records)
     errors = [outcome.error for outcome in outcomes if outcome.error]
     for error in errors:

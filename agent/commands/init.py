@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from agent.actions.init import MODES, InitOptions, run_init
 from agent.commands.common import number, require_root, say
 from agent.errors import UsageError
 from agent.paths import ServerPaths
-from agent.stack_env import read_stack_env
+from agent.stack_env import MODES, read_stack_env
 
 DEFAULT_WAIT = 300.0
 HELP = "set up the server from its volume (idempotent, safe at every boot)"
@@ -69,6 +68,8 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
             hint=f"pass --mode create|restore (or set DUPSTACK_MODE in {paths.stack_env})",
         )
     require_root("init")
+    from agent.actions.init import InitOptions, run_init  # ~0.1 s: not for other commands
+
     options = InitOptions(
         mode=mode,
         volume_id=args.volume_id or stack.get("DUPSTACK_VOLUME_ID"),

@@ -10,9 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
-from agent import render
 from agent.commands.common import number, percent, require_root, whole
 from agent.errors import UsageError
 from agent.offsite.plan import MAX_VOLSIZE_MIB, STORAGE_CLASSES, Retention, Workload
@@ -181,6 +178,10 @@ def _print_plan(entry: dict[str, Any]) -> None:
     if dupstack is None:
         print(f"  {entry['note']}")
         return
+    from rich.table import Table  # rich: only when a table is shown
+
+    from agent import render
+
     table = Table(box=None)
     for column in ("", "per-file sync", "dupstack"):
         table.add_column(column, overflow="fold")

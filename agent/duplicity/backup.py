@@ -13,6 +13,14 @@ from agent.duplicity.common import (
     verbosity_flags,
 )
 
+# gpg's stretching of the passphrase into each file's key (OpenPGP S2K): 65,536 bytes hashed,
+# not the count gpg-agent calibrates (up to 65,011,712 bytes, ~0.1-0.3 s of CPU for every
+# volume, manifest and signatures file written, screened or read back). Stretching slows the
+# guessing of a weak passphrase; a host's is 256 bits derived from a random secret
+# (agent/host_passphrase.py), which no count makes any harder to guess. gpg reads the count
+# from each file: any gpg decrypts these, and sets made with the old count still restore.
+S2K_FLAGS = ("--gpg-options=--s2k-count=65536",)
+
 
 def backup_command(
     repository: Repository,
@@ -44,6 +52,7 @@ def backup_command(
         *(("--full-if-older-than", full_if_older_than) if full_if_older_than else ()),
         *(("--volsize", str(volsize)) if volsize is not None else ()),
         *(("--concurrency", str(concurrency)) if concurrency > 1 else ()),
+        *S2K_FLAGS,
         *gpg_compression_flags(compression),
         *(("--backend-retry-delay", str(retry_delay)) if retry_delay is not None else ()),
         *(() if statistics else ("--no-print-statistics",)),

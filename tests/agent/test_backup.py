@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +175,25 @@ def test_duplicitys_caches_are_root_only_here_and_on_the_host(fleet: Fleet, bs: 
     done = dupctl(bs, "backup", "web1")
     assert done.returncode == 0, done.stderr
     assert open_modes(host_cache) == []
+
+
+def test_each_file_is_keyed_with_the_small_s2k_count_and_stock_gpg_reads_it(bs: Host) -> None:
+    """Every file of web1's sets derives its key from the passphrase with 65,536 bytes of
+    S2K (not gpg-agent's calibrated millions: ~0.1-0.3 s a file), and plain gpg with the
+    host's passphrase decrypts them."""
+    folder = bs.path(BACKUPS.format("web1"))
+    names = sorted(folder.glob("duplicity-*.gpg"))
+    assert len(names) >= 6  # the full (3 files) and the incrementals so far
+    with tempfile.TemporaryDirectory(prefix="dupstack-s2k-", dir="/tmp") as home:
+        for path in names:
+            listed = subprocess.run(
+                ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback",
+                 "--passphrase-fd", "0", "--list-packets", str(path)],
+                input=passphrase(bs, "web1") + "\n", capture_output=True, text=True,
+            )  # fmt: skip
+            assert listed.returncode == 0, listed.stderr
+            assert re.search(r"salt [0-9A-F]{16}, count 65536 \(96\)", listed.stdout), path.name
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], check=False)
 
 
 def test_the_backup_paths_knobs_in_the_inventory_are_used_and_restore(

@@ -11,7 +11,7 @@ import pytest
 
 import agent.errors
 from agent import cli
-from agent.commands import init as init_command
+from agent.actions import init as init_action
 from tests.agent.dupctl_server import DUPCTL, Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_a_bug_exits_70_and_points_at_debug(tmp_path: Path, monkeypatch, capsys)
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(init_command, "run_init", broken)
+    monkeypatch.setattr(init_action, "run_init", broken)  # what the command runs
     assert cli.main(["--root", str(tmp_path), "init", "--mode", "create"]) == 70
     assert capsys.readouterr().err.splitlines() == [
         "dupctl: internal error: RuntimeError('boom')",

@@ -7,7 +7,10 @@ namespace (Host.call); keys and known_hosts are files in the test's folder.
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,50 @@ def test_a_refused_key_names_the_key_to_authorize(on_bs, keys, web, tmp_path: Pa
         on_bs(lambda: remote.run(stranger, web, ["true"]))
     assert "web" in denied.value.message
     assert stranger.public_key in denied.value.hint
+
+
+def test_a_connection_lost_mid_command_is_told_as_lost(fleet: Fleet, on_bs, keys, web) -> None:
+    """The session's sshd dies while the command runs: a clear error, never a hang."""
+    host = fleet.hosts["web"]
+    ns = ["--ns", str(host.keeper.pid), "--nslist", "net"]
+    outcome: dict[str, BaseException] = {}
+
+    def long_command() -> None:
+        try:
+            on_bs(lambda: remote.run(keys, web, ["sleep", "60"]))
+        except BaseException as error:
+            outcome["error"] = error
+
+    runner = threading.Thread(target=long_command)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["pgrep", *ns, "-f", "^sleep 60$"], capture_output=True).returncode:
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        assert host.sshd is not None
+        subprocess.run(["pkill", "-P", str(host.sshd.pid)], check=True)  # its connections
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "the run hung on a lost connection"
+    finally:
+        subprocess.run(["pkill", *ns, "-f", "^sleep 60$"], check=False)
+    error = outcome.get("error")
+    assert isinstance(error, RemoteCommandFailed), repr(error)
+    assert "web: sleep 60: the SSH connection was lost" in error.message
+    assert error.hint == "check that web is up, then rerun"
+
+
+def test_sessions_send_each_command_at_once(on_bs, keys, web) -> None:
+    """TCP_NODELAY on the session's socket: a command's few small packets are not held for
+    the peer's delayed ACK (the latency itself is make bench's to measure)."""
+
+    def nodelay() -> int:
+        with remote.session(keys, web) as host:
+            transport = host.connection.client.get_transport()
+            assert transport is not None
+            return transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    assert on_bs(nodelay) == 1
 
 
 @pytest.mark.parametrize("how", ["stop", "down"])

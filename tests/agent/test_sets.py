@@ -132,10 +132,10 @@ def server() -> Iterator[Server]:
     selection = Selection(paths=(str(source / "etc"),), root=str(source))
     (source / "etc/blob").write_bytes(os.urandom(2_500_000))  # --volsize 1: three volumes
     for number, full in ((1, True), (2, False), (3, False), (4, True)):
-        (source / f"etc/set{number}").write_text(f"{number}\n")
-        (source / "etc/state").write_text(f"state {number}\n")
-        if number > 1:
+        if number > 1:  # a new set's second, and a new mtime: duplicity compares whole seconds
             _next_second()
+        (source / f"etc/set{number}").write_text(f"{number}\n")
+        (source / "etc/state").write_text(f"state {number}\n")  # as long as the last state
         built.duplicity(backup_command(writer, selection, full=full, volsize=1 if full else None))
     (source / "etc/set5").write_text("5\n")
     (source / "etc/big").write_bytes(os.urandom(8_000_000))  # eight volumes: time to kill
