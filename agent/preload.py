@@ -1,10 +1,11 @@
-"""Modules a command needs only later, imported in the background while it waits on hosts.
+"""Modules a command needs only at its end, imported in the background while it waits.
 
-A backup spends its first ~0.2 s waiting on the network (the SSH handshake, the host's first
-commands) and imports ~80 ms of modules it needs only at its end (prometheus_client for the
-metrics, rich for the summary): imported meanwhile, they are not part of every run's fixed
-cost. Python's import lock makes this safe: an import of a module still loading here waits
-for it, and an import that fails here fails again, with its error, where it is needed.
+A backup imports ~80 ms of modules it needs only after its hosts' runs (prometheus_client for
+the metrics, rich for the summary) and spends most of a run waiting on the host's duplicity.
+Importing them then, not at start-up, takes them out of every run's fixed cost; importing
+them during the SSH handshake would only slow that (the GIL). Python's import lock makes this
+safe: an import of a module still loading here waits for it, and an import that failed here
+fails again, with its error, where the module is used.
 """
 
 from __future__ import annotations
@@ -12,15 +13,29 @@ from __future__ import annotations
 import importlib
 import threading
 
+_wanted: list[str] = []
+_lock = threading.Lock()
 
-def ahead(*modules: str) -> None:
-    """Import `modules`, in order, in a background thread (it never delays the exit)."""
+
+def want(*modules: str) -> None:
+    """Ask for `modules` to be imported at the next wait (while_waiting)."""
+    with _lock:
+        _wanted.extend(modules)
+
+
+def while_waiting() -> None:
+    """Import what was wanted, in order, in a background thread (it never delays the exit)."""
+    with _lock:
+        modules = list(_wanted)
+        _wanted.clear()
+    if not modules:
+        return
 
     def load() -> None:
         for name in modules:
             try:
                 importlib.import_module(name)
-            except Exception:  # noqa: S112 - the caller's own import reports it
+            except Exception:  # noqa: S112 - the import where it is used reports it
                 continue
 
     threading.Thread(target=load, name="preload", daemon=True).start()

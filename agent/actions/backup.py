@@ -80,7 +80,7 @@ def backup_hosts(
         hosts = [host for host in hosts if _missed(paths, host)]
     if not hosts:
         return []
-    preload.ahead("agent.metrics")  # refreshed after each host: prometheus_client, ~40 ms
+    preload.want("agent.metrics")  # refreshed after each host: prometheus_client, ~40 ms
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
         runs = [
             pool.submit(backup_host, paths, inventory, host, options, ssh, say) for host in hosts
@@ -243,6 +243,7 @@ def _back_up(run: HostRun, argv: tuple[str, ...], say: Say, stop: Callable[[], N
         raise refusal
     say(host.name, f"backing up {' '.join(context.selection.paths)}")
     log.write(f"dupctl: on {host.name}: {shlex.join(argv)}\n")
+    preload.while_waiting()
     stopped: DupstackError | None = None
     with (
         quota.write_window(context.folder, host.sftp_user),
