@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import io
 import logging
 import os
 import shlex
@@ -172,7 +173,9 @@ def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = 
 
 
 class Session:
-    """An open SSH connection to one host."""
+    """An open SSH connection to one host. Each command runs on a paramiko channel of its
+    own: invoke's runner (fabric's `run`) polls its streams, ~20 ms a command more, and
+    quietly reconnected a lost connection; a lost connection is an error here."""
 
     def __init__(self, host: HostAddress, connection: Connection) -> None:
         self.host = host
@@ -192,44 +195,19 @@ class Session:
         """Run `argv` on the host; `secret` reaches it as $PASSPHRASE, `input` as stdin after it.
 
         Output goes to `log` as it comes. Raises RemoteCommandFailed unless the exit code is
-        in `ok_codes` (-1: killed by a signal, or the connection was lost), HostAccessDenied
-        when sudo wants a password. A channel of paramiko's own: invoke's runner (fabric's
-        `run`) polls its streams and costs ~20 ms a command more.
+        in `ok_codes` (-1: killed by a signal), or if the command outlives `timeout`, the
+        connection is lost or its output cannot be logged; HostAccessDenied when sudo wants a
+        password.
         """
         command = remote_command(argv, self.host.user, secret is not None, stable)
         logger.debug("run on %s: %s", self.host.name, command)
         stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
-        out: list[str] = []
-        err: list[str] = []
         channel = self._channel()
-        try:
-            channel.exec_command(command)
-            readers = [
-                threading.Thread(target=_relay, args=(channel.recv, out, log), daemon=True),
-                threading.Thread(target=_relay, args=(channel.recv_stderr, err, log), daemon=True),
-            ]
-            for reader in readers:
-                reader.start()
-            try:
-                channel.sendall(stdin.encode())
-            except OSError:  # the command ended early: its exit code and output say why
-                pass
-            channel.shutdown_write()
-            if not channel.status_event.wait(timeout):
-                raise RemoteCommandFailed(
-                    f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
-                )
-            code = channel.recv_exit_status()
-            for reader in readers:
-                reader.join()
-            transport = self.connection.client.get_transport()
-            if code == -1 and (transport is None or not transport.is_active()):
-                raise self._lost(argv, "the host closed it, or stopped answering")
-        except paramiko.SSHException as error:
-            raise self._lost(argv, error) from error
-        finally:
-            channel.close()
-        result = Result(code, "".join(out), "".join(err))
+        out, err, feeder = _Output(log), _Output(log), _Input(io.BytesIO(stdin.encode()))
+        code = self._wait(channel, command, argv, timeout,
+                          (out.reader(channel.recv), err.reader(channel.recv_stderr),
+                           feeder.writer(channel)))  # fmt: skip
+        result = Result(code, out.text(), err.text())
         if result.exit_code not in ok_codes:
             last = result.stderr.strip().splitlines()[-1:] or [""]
             if self.host.user != "root" and "sudo: a password is required" in last[0]:
@@ -238,9 +216,12 @@ class Session:
                     hint=f"give {self.host.user} passwordless sudo on {self.host.name}, "
                     "or use --user root",
                 )
+            raise self._failed(argv, result.exit_code, last[0])
+        if unlogged := out.log_error or err.log_error:
             raise RemoteCommandFailed(
-                f"{self.host.name}: {shlex.join(argv)} exited {result.exit_code}"
-                + (f": {last[0]}" if last[0] else "")
+                f"{self.host.name}: {shlex.join(argv)}: its output could not be logged "
+                f"({unlogged})",
+                hint=f"make room for the log ({getattr(log, 'name', 'its file')}), then rerun",
             )
         return result
 
@@ -248,34 +229,62 @@ class Session:
         self, argv: Sequence[str], source: IO[bytes], ok_codes: Sequence[int] = (0,)
     ) -> Result:
         """Run `argv` on the host with the bytes of `source` as its stdin (a tar stream, too
-        large and not text: invoke's streams are neither); RemoteCommandFailed as for run."""
+        large and not text); RemoteCommandFailed as for run, and if `source` cannot be read
+        to its end (the command's stdin is cut, never ended as if whole)."""
         command = remote_command(argv, self.host.user, secret=False)
         logger.debug("run on %s, fed: %s", self.host.name, command)
         channel = self._channel()
         channel.set_combine_stderr(True)
-        output: list[bytes] = []
-        reader = threading.Thread(target=_drain, args=(channel, output), daemon=True)
-        try:
-            channel.exec_command(command)
-            reader.start()
-            try:
-                while chunk := source.read(1 << 20):
-                    channel.sendall(chunk)
-            except OSError:  # the command ended early: its exit code and output say why
-                pass
-            channel.shutdown_write()
-            code = channel.recv_exit_status()
-            reader.join()
-        finally:
-            channel.close()
-        said = b"".join(output).decode(errors="replace")
+        out, feeder = _Output(None), _Input(source)
+        code = self._wait(channel, command, argv, None,
+                          (out.reader(channel.recv), feeder.writer(channel)))  # fmt: skip
+        if feeder.error is not None:
+            raise RemoteCommandFailed(
+                f"{self.host.name}: {shlex.join(argv)}: its input could not be read "
+                f"({feeder.error}); the command was stopped"
+            )
+        said = out.text()
         if code not in ok_codes:
             last = said.strip().splitlines()[-1:] or [""]
-            raise RemoteCommandFailed(
-                f"{self.host.name}: {shlex.join(argv)} exited {code}"
-                + (f": {last[0]}" if last[0] else "")
-            )
+            raise self._failed(argv, code, last[0])
         return Result(code, said, "")
+
+    def _wait(
+        self,
+        channel: paramiko.Channel,
+        command: str,
+        argv: Sequence[str],
+        timeout: float | None,
+        helpers: Sequence[threading.Thread],
+    ) -> int:
+        """Start `command` on `channel` and its `helpers` (the threads that read its output
+        and write its input); its exit code once it ended and its output was read."""
+        try:
+            try:
+                channel.exec_command(command)
+                for helper in helpers:
+                    helper.start()
+                if not channel.status_event.wait(timeout):
+                    raise RemoteCommandFailed(
+                        f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
+                    )
+                code = channel.recv_exit_status()
+                for helper in helpers:
+                    helper.join()
+            finally:
+                channel.close()  # ends any helper still reading or writing
+                for helper in helpers:
+                    if helper.ident is not None:
+                        helper.join(timeout=5)
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            raise self._lost(argv, error) from error
+        transport = self.connection.client.get_transport()
+        gone = (
+            transport is None or transport.saved_exception is not None or not transport.is_active()
+        )
+        if code == -1 and gone:  # closed by the transport's end, not by the host's sshd
+            raise self._lost(argv, "the host closed it, or stopped answering")
+        return code
 
     def _channel(self) -> paramiko.Channel:
         """A new channel on the session's connection; RemoteCommandFailed if it is gone."""
@@ -284,38 +293,85 @@ class Session:
             if transport is None:
                 raise paramiko.SSHException("not connected")
             return transport.open_session()
-        except paramiko.SSHException as error:
+        except (paramiko.SSHException, EOFError, OSError) as error:
             raise RemoteCommandFailed(
-                f"{self.host.name}: the SSH connection is closed ({error})",
+                f"{self.host.name}: the SSH connection is closed ({error or type(error).__name__})",
                 hint=f"check that {self.host.name} is up, then rerun",
             ) from error
 
+    def _failed(self, argv: Sequence[str], code: int, last: str) -> RemoteCommandFailed:
+        return RemoteCommandFailed(
+            f"{self.host.name}: {shlex.join(argv)} exited {code}" + (f": {last}" if last else "")
+        )
+
     def _lost(self, argv: Sequence[str], error: object) -> RemoteCommandFailed:
         return RemoteCommandFailed(
-            f"{self.host.name}: {shlex.join(argv)}: the SSH connection was lost ({error})",
+            f"{self.host.name}: {shlex.join(argv)}: the SSH connection was lost "
+            f"({error or type(error).__name__})",
             hint=f"check that {self.host.name} is up, then rerun",
         )
 
 
-def _relay(recv: Callable[[int], bytes], into: list[str], log: IO[str] | None) -> None:
-    """Read one of a command's streams until it ends, as text, into `into` and `log`."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    while True:
-        data = recv(1 << 16)
-        text = decoder.decode(data, final=not data)
-        if text:
-            into.append(text)
-            if log is not None:
-                log.write(text)
-                log.flush()
-        if not data:
-            return
+class _Output:
+    """One of a command's output streams, read to its end as text, and logged as it comes. A
+    log that fails is no longer written (its error kept for the caller), the stream still read:
+    an unread stream would fill the channel's window and stall the command."""
+
+    def __init__(self, log: IO[str] | None) -> None:
+        self.log = log
+        self.log_error: Exception | None = None
+        self._parts: list[str] = []
+
+    def reader(self, recv: Callable[[int], bytes]) -> threading.Thread:
+        return threading.Thread(target=self._read, args=(recv,), daemon=True)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def _read(self, recv: Callable[[int], bytes]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            data = recv(1 << 16)
+            text = decoder.decode(data, final=not data)  # a character split between reads
+            if text:
+                self._parts.append(text)
+                if self.log is not None and self.log_error is None:
+                    try:
+                        self.log.write(text)
+                        self.log.flush()
+                    except (OSError, ValueError) as error:  # ValueError: a closed file
+                        self.log_error = error
+            if not data:
+                return
 
 
-def _drain(channel: paramiko.Channel, into: list[bytes]) -> None:
-    """Read what a command prints until it ends: a full window would stall its input."""
-    while data := channel.recv(1 << 16):
-        into.append(data)
+class _Input:
+    """A command's stdin, written from `source` to its end, then ended; a command that ends
+    without reading it all ends the writing too. If `source` fails, the channel is closed:
+    the command never sees a cut stream end as if it were whole."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.error: OSError | None = None
+
+    def writer(self, channel: paramiko.Channel) -> threading.Thread:
+        return threading.Thread(target=self._write, args=(channel,), daemon=True)
+
+    def _write(self, channel: paramiko.Channel) -> None:
+        try:
+            while True:
+                try:
+                    chunk = self.source.read(1 << 20)
+                except OSError as error:
+                    self.error = error
+                    channel.close()
+                    return
+                if not chunk:
+                    break
+                channel.sendall(chunk)
+            channel.shutdown_write()
+        except (OSError, paramiko.SSHException):  # the command ended, or the connection did
+            pass
 
 
 @contextmanager

@@ -6,6 +6,7 @@ namespace (Host.call); keys and known_hosts are files in the test's folder.
 
 from __future__ import annotations
 
+import errno
 import io
 import socket
 import subprocess
@@ -185,6 +186,87 @@ def test_sessions_send_each_command_at_once(on_bs, keys, web) -> None:
             return transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
     assert on_bs(nodelay) == 1
+
+
+def _within(seconds: float, function: Callable[[], Any]) -> Any:
+    """`function()`, which must end within `seconds` (a hang fails the test, not the run)."""
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:
+            outcome["error"] = error
+
+    runner = threading.Thread(target=call, daemon=True)
+    runner.start()
+    runner.join(seconds)
+    assert not runner.is_alive(), f"still running after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_much_output_on_both_streams_arrives_whole_with_split_characters(on_bs, keys, web) -> None:
+    """Megabytes on stdout and stderr at once (more than the channel's window), of characters
+    of two and three bytes that reads split."""
+    script = "import sys; sys.stdout.write('é' * 700000); sys.stderr.write('日' * 700000)"
+    done = _within(60, lambda: on_bs(lambda: remote.run(keys, web, ["python3", "-c", script])))
+    assert done.stdout == "é" * 700000
+    assert done.stderr == "日" * 700000
+
+
+def test_a_log_that_fails_is_an_error_and_the_command_still_ends(on_bs, keys, web) -> None:
+    class Full(io.StringIO):
+        name = "/var/log/dupstack/web/full.log"
+
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    much = ["sh", "-c", "head -c 4000000 /dev/zero"]  # stalls if its output is no longer read
+    with pytest.raises(RemoteCommandFailed) as failed:
+        _within(60, lambda: on_bs(lambda: remote.run(keys, web, much, log=Full())))
+    assert "its output could not be logged" in failed.value.message
+    assert "No space left on device" in failed.value.message
+    assert "full.log" in failed.value.hint
+
+
+def test_a_timeout_holds_while_the_command_ignores_its_input(
+    fleet: Fleet, on_bs, keys, web
+) -> None:
+    """More input than the pipe and the channel's window hold, never read: the timeout still
+    ends the wait."""
+    ns = ["--ns", str(fleet.hosts["web"].keeper.pid), "--nslist", "net"]
+    big = "x" * (8 << 20)
+
+    def ignored() -> Result:
+        with remote.session(keys, web) as host:
+            return host.run(["sleep", "31"], input=big, timeout=0.5)
+
+    try:
+        with pytest.raises(RemoteCommandFailed, match=r"sleep 31 timed out after 0\.5 s"):
+            _within(20, lambda: on_bs(ignored))
+    finally:
+        subprocess.run(["pkill", *ns, "-f", "^sleep 31$"], check=False)
+
+
+def test_a_fed_stream_that_cannot_be_read_stops_the_command(on_bs, keys, web) -> None:
+    """Never an end of input as if the stream were whole: the command is cut off, and told."""
+
+    class Failing(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            if self.tell() >= 1 << 20:
+                raise OSError(errno.EIO, "Input/output error")
+            return super().read(size)
+
+    def feed() -> Result:
+        with remote.session(keys, web) as host:
+            return host.feed(["sh", "-c", "cat > /dev/null"], Failing(bytes(4 << 20)))
+
+    with pytest.raises(RemoteCommandFailed) as failed:
+        _within(60, lambda: on_bs(feed))
+    assert "its input could not be read (" in failed.value.message
+    assert "Input/output error" in failed.value.message
 
 
 @pytest.mark.parametrize("how", ["stop", "down"])
