@@ -6,6 +6,7 @@ with both fingerprints (fabric's AutoAddPolicy, which trusts any key, is never u
 Commands are argv lists quoted with shlex.join; a secret travels on stdin and becomes
 $PASSPHRASE in the command's environment, so it never appears in any command line. A Session
 is a Runner (agent/execute.py): the same call and the same Result as a run on this server.
+fabric's Connection logs in; each command runs on a paramiko channel of its own (Session).
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def run(args: argparse.Namespace, paths: ServerPaths) -> int:
         with render.backup_progress() as show:
             outcomes = backup_hosts(paths, args.hosts, options, ssh, show)
     else:
-        preload.want("agent.render")  # for the summary, while the hosts are backed up
+        if not args.json:
+            preload.want("agent.render")  # for the summary, while the hosts are backed up
         outcomes = backup_hosts(
             paths,
             args.hosts,
