@@ -19,6 +19,7 @@ import os
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ logger = logging.getLogger(__name__)
 EXPORT_FIRST_LINE = 'umask 077 && IFS= read -r PASSPHRASE && export PASSPHRASE && exec "$@"'
 
 
+# After a command's timeout: seconds from timeout(1)'s TERM to its KILL on the host, and this
+# side's wait for the host to have stopped it before it gives up on the channel.
+KILL_AFTER = 10.0
+TIMED_OUT = (124, 137)  # timeout(1): the command was stopped (137: by the KILL)
 KEEPALIVE = 60  # seconds of silence on a session before paramiko asks the host whether it is there
 
 # Runs the argv given as base64 words: a name with bytes that are not UTF-8, which the SSH
@@ -160,13 +165,23 @@ def scan_host_key(host: HostAddress, timeout: float) -> paramiko.PKey:
         raise _unreachable(host, error) from error
 
 
-def remote_command(argv: Sequence[str], user: str, secret: bool, stable: bool = False) -> str:
-    """The command line sent to the host: shlex-quoted argv (through env(1) for a `stable`
-    output: UTC, English), the secret read from stdin first, via sudo -n unless root. An
-    argv with bytes that are not UTF-8 (surrogate escapes) goes as base64 (BYTES_EXEC)."""
+def remote_command(
+    argv: Sequence[str],
+    user: str,
+    secret: bool,
+    stable: bool = False,
+    timeout: float | None = None,
+) -> str:
+    """The command line sent to the host: shlex-quoted argv (under timeout(1) for a
+    `timeout`: the host stops it, TERM then KILL, as a run here is stopped; through env(1)
+    for a `stable` output: UTC, English), the secret read from stdin first, via sudo -n
+    unless root. An argv with bytes that are not UTF-8 (surrogate escapes) goes as base64
+    (BYTES_EXEC)."""
     if not all(word.isascii() or is_utf8(word) for word in argv):
         words = (base64.b64encode(os.fsencode(word)).decode() for word in argv)
         argv = ("python3", "-c", BYTES_EXEC, *words)
+    if timeout is not None:
+        argv = ("timeout", "-k", f"{KILL_AFTER:g}", f"{timeout:g}", *argv)
     if stable:
         argv = ("env", *(f"{name}={value}" for name, value in STABLE_OUTPUT_ENV.items()), *argv)
     command = ["sh", "-c", EXPORT_FIRST_LINE, "sh", *argv] if secret else list(argv)
@@ -200,14 +215,17 @@ class Session:
         connection is lost or its output cannot be logged; HostAccessDenied when sudo wants a
         password.
         """
-        command = remote_command(argv, self.host.user, secret is not None, stable)
+        command = remote_command(argv, self.host.user, secret is not None, stable, timeout)
         logger.debug("run on %s: %s", self.host.name, command)
         stdin = (f"{secret}\n" if secret is not None else "") + (input or "")
         channel = self._channel()
         out, err, feeder = _Output(log), _Output(log), _Input(io.BytesIO(stdin.encode()))
+        started = time.monotonic()
         code = self._wait(channel, command, argv, timeout,
                           (out.reader(channel.recv), err.reader(channel.recv_stderr),
                            feeder.writer(channel)))  # fmt: skip
+        if timeout is not None and code in TIMED_OUT and time.monotonic() - started >= timeout:
+            raise self._timed_out(argv, timeout)
         result = Result(code, out.text(), err.text())
         if result.exit_code not in ok_codes:
             last = result.stderr.strip().splitlines()[-1:] or [""]
@@ -265,10 +283,10 @@ class Session:
                 channel.exec_command(command)
                 for helper in helpers:
                     helper.start()
-                if not channel.status_event.wait(timeout):
-                    raise RemoteCommandFailed(
-                        f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
-                    )
+                # the host stops the command at `timeout` (remote_command): wait for that
+                grace = None if timeout is None else timeout + KILL_AFTER + 5
+                if not channel.status_event.wait(grace):
+                    raise self._timed_out(argv, timeout)
                 code = channel.recv_exit_status()
                 for helper in helpers:
                     helper.join()
@@ -299,6 +317,11 @@ class Session:
                 f"{self.host.name}: the SSH connection is closed ({error or type(error).__name__})",
                 hint=f"check that {self.host.name} is up, then rerun",
             ) from error
+
+    def _timed_out(self, argv: Sequence[str], timeout: float | None) -> RemoteCommandFailed:
+        return RemoteCommandFailed(
+            f"{self.host.name}: {shlex.join(argv)} timed out after {timeout:g} s"
+        )
 
     def _failed(self, argv: Sequence[str], code: int, last: str) -> RemoteCommandFailed:
         return RemoteCommandFailed(

@@ -103,9 +103,15 @@ def test_a_failed_command_names_its_exit_code_and_last_error_line(on_bs, keys, w
     assert failed.value.message.endswith("exited 3: the reason")
 
 
-def test_a_command_that_runs_too_long_is_stopped(on_bs, keys, web) -> None:
-    with pytest.raises(RemoteCommandFailed, match=r"timed out after 0\.5 s"):
-        on_bs(lambda: remote.run(keys, web, ["sleep", "5"], timeout=0.5))
+def test_a_command_that_runs_too_long_is_stopped(fleet: Fleet, on_bs, keys, web) -> None:
+    """On the host too (timeout(1) there), as a run on this server is: never left running."""
+    with pytest.raises(RemoteCommandFailed, match=r"web: sleep 7 timed out after 0\.5 s"):
+        on_bs(lambda: remote.run(keys, web, ["sleep", "7"], timeout=0.5))
+    ns = ["--ns", str(fleet.hosts["web"].keeper.pid), "--nslist", "net"]
+    assert subprocess.run(["pgrep", *ns, "-f", "^sleep 7$"], capture_output=True).returncode == 1
+    assert remote.remote_command(["sleep", "7"], "root", secret=False, timeout=0.5) == (
+        "timeout -k 10 0.5 sleep 7"
+    )
 
 
 def test_a_changed_host_key_is_refused_with_both_fingerprints(
@@ -246,6 +252,7 @@ def test_a_timeout_holds_while_the_command_ignores_its_input(
     try:
         with pytest.raises(RemoteCommandFailed, match=r"sleep 31 timed out after 0\.5 s"):
             _within(20, lambda: on_bs(ignored))
+        assert subprocess.run(["pgrep", *ns, "-f", "^sleep 31$"]).returncode == 1  # stopped
     finally:
         subprocess.run(["pkill", *ns, "-f", "^sleep 31$"], check=False)
 
