@@ -122,8 +122,9 @@ def decrypts(path: Path, passphrase: str, home: str) -> bool:
             "loopback", "--passphrase-fd", "0", "--status-file", str(status),
             "--decrypt", str(path))  # fmt: skip
     code, head = execute.head_of_output(argv, input=passphrase + "\n", keep=1 << 20)
-    # DECRYPTION_OKAY: it was encrypted, and it decrypted
-    decrypted = status.exists() and "[GNUPG:] DECRYPTION_OKAY" in status.read_text()
+    # DECRYPTION_OKAY: it was encrypted, and it decrypted. Read as bytes: a planted file's
+    # literal-data name comes back in a PLAINTEXT line as whatever bytes it holds.
+    decrypted = status.exists() and b"[GNUPG:] DECRYPTION_OKAY" in status.read_bytes()
     if code != 0 or not decrypted:
         return False
     if path.name.endswith(".manifest.gpg"):  # duplicity/manifest.py's to_string()
