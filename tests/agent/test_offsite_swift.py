@@ -215,6 +215,9 @@ def sets(paths: ServerPaths) -> None:
             (data / f"file{index}.txt").write_text(f"{host} file {index}\n" * 100)
         (data / "random.bin").write_bytes(os.urandom(3 << 20))
         backup(paths, host, full=True)
+    started = int(time.time())  # the incremental's set and its change: a later second (duplicity
+    while int(time.time()) == started:  # names sets, and compares mtimes, by whole seconds)
+        time.sleep(0.05)
     (data_dir(paths, "web1") / "file2.txt").write_text("changed after the full\n")
     backup(paths, "web1")
 
