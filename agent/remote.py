@@ -314,7 +314,7 @@ class Session:
             return transport.open_session()
         except (paramiko.SSHException, EOFError, OSError) as error:
             raise RemoteCommandFailed(
-                f"{self.host.name}: the SSH connection is closed ({error or type(error).__name__})",
+                f"{self.host.name}: the SSH connection is closed ({_reason(error)})",
                 hint=f"check that {self.host.name} is up, then rerun",
             ) from error
 
@@ -330,8 +330,7 @@ class Session:
 
     def _lost(self, argv: Sequence[str], error: object) -> RemoteCommandFailed:
         return RemoteCommandFailed(
-            f"{self.host.name}: {shlex.join(argv)}: the SSH connection was lost "
-            f"({error or type(error).__name__})",
+            f"{self.host.name}: {shlex.join(argv)}: the SSH connection was lost ({_reason(error)})",
             hint=f"check that {self.host.name} is up, then rerun",
         )
 
@@ -466,11 +465,16 @@ def run(
         return remote.run(argv, secret=secret, log=log, timeout=timeout)
 
 
+def _reason(error: object) -> str:
+    """What went wrong, in words: an error's text, else its type (EOFError() says nothing)."""
+    return str(error) or type(error).__name__
+
+
 def _unreachable(host: HostAddress, error: BaseException) -> HostUnreachable:
     if isinstance(error, EOFError):
         reason = "it closed the connection during the SSH handshake"
     else:
-        reason = str(error) or type(error).__name__
+        reason = _reason(error)
     return HostUnreachable(
         f"host {host.name} ({host.address}:{host.port}) is unreachable: {reason}",
         hint=f"check that {host.name} is running, that sshd listens on port {host.port} and "

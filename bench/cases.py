@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.config.load import load_inventory
-from agent.duplicity.backup import S2K_FLAGS
+from agent.duplicity.backup import S2K_COUNT, S2K_FLAGS
 from agent.paths import ServerPaths
 from agent.sealing import sealed
 from bench.dataset import Dataset, Mutation, mutate
@@ -49,7 +49,7 @@ from bench.tenants import DATA, BenchFleet, acquire, release
 # practical limit pays for its one file what each of duplicity's does.
 GPG_SYMMETRIC = (
     'gpg --batch --no-tty --quiet --pinentry-mode loopback --passphrase-fd "$3"'
-    " --s2k-count 65536 --force-mdc --symmetric"
+    f" --s2k-count {S2K_COUNT} --force-mdc --symmetric"
 )
 VOLSIZE_MB = 200  # dupstack's inventory default (`volsize`), also duplicity's own
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from agent.duplicity.backup import S2K_FLAGS
+from agent.duplicity.backup import S2K_COUNT, S2K_FLAGS
 from bench.cases import VOLSIZE_MB, Case, Context, duplicity_argv, duplicity_command, register
 from bench.dataset import Mutation, mutate
 from bench.measure import Command, run_checked
@@ -356,7 +356,7 @@ class SftpS2kCalibrated(_SftpFull):
     s2k = ()
 
     def check(self, ctx: Context, repeat: int, volumes: Sequence[Path], sessions: int) -> None:
-        if (count := _s2k_count(ctx, volumes[0])) == 65536:
+        if (count := _s2k_count(ctx, volumes[0])) == S2K_COUNT:
             raise RuntimeError("volume 1 has dupstack's S2K count, not gpg's calibrated one")
         ctx.notes["s2k"] = f"gpg's calibrated count here: {count:,} bytes per file"
 

@@ -19,7 +19,8 @@ from agent.duplicity.common import (
 # guessing of a weak passphrase; a host's is 256 bits derived from a random secret
 # (agent/host_passphrase.py), which no count makes any harder to guess. gpg reads the count
 # from each file: any gpg decrypts these, and sets made with the old count still restore.
-S2K_FLAGS = ("--gpg-options=--s2k-count=65536",)
+S2K_COUNT = 65536
+S2K_FLAGS = (f"--gpg-options=--s2k-count={S2K_COUNT}",)
 
 
 def backup_command(
