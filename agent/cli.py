@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
-    except ModuleNotFoundError as missing:  # loaded by the command (fabric, boto3...)
+    except ModuleNotFoundError as missing:  # loaded by the command (paramiko, boto3...)
         return lacking(missing)
     except Exception as error:
         if args.debug:

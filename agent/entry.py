@@ -1,7 +1,7 @@
 """The `dupctl` console script: one clear line when this install lacks the server's extras.
 
 `pip install dupstack[provisioner]` on a user's machine installs the `dupctl` script too, but
-not fabric/paramiko (the `server` set): say what to install instead of a traceback.
+not paramiko (the `remote` set): say what to install instead of a traceback.
 """
 
 from __future__ import annotations

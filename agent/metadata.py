@@ -14,14 +14,16 @@ import base64
 import json
 import os
 from dataclasses import dataclass, field
-from importlib.resources import files
+from pathlib import Path
 
 from agent.config.load import DUMP_SPOOL, METADATA_RECORD
 from agent.duplicity.common import Selection
 
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
 
 def _script(name: str) -> str:
-    return files("agent").joinpath(f"data/{name}").read_text()
+    return (DATA_DIR / name).read_text()
 
 
 def capture_command(selection: Selection) -> tuple[tuple[str, ...], str]:

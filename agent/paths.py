@@ -23,7 +23,7 @@ class ServerPaths:
     metadata_lock: Path  # nftables rules that bootcmd re-applies at every boot
     sshd_dir: Path  # sshd's settings and host keys; host add writes a drop-in
     sshd_pid_file: Path  # host add reloads a running sshd (SIGHUP)
-    state_dir: Path  # locks and the last run of each host
+    state_dir: Path  # locks, the last run of each host, the inventory the schema passed
     log_dir: Path  # one log file per run and host
     cache_dir: Path  # duplicity's archive dir for the server-side commands
     root: Path = Path("/")

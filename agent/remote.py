@@ -1,12 +1,14 @@
-"""The one place where dupctl runs commands on tenant hosts, over SSH (fabric + paramiko).
+"""The one place where dupctl runs commands on tenant hosts, over SSH (paramiko).
 
 The server logs in with its own key, and only to hosts whose SSH host key is pinned in its
 known_hosts file: paramiko's RejectPolicy refuses unknown keys, a changed key is refused
-with both fingerprints (fabric's AutoAddPolicy, which trusts any key, is never used).
+with both fingerprints (AutoAddPolicy, which trusts any key, is never used).
 Commands are argv lists quoted with shlex.join; a secret travels on stdin and becomes
 $PASSPHRASE in the command's environment, so it never appears in any command line. A Session
 is a Runner (agent/execute.py): the same call and the same Result as a run on this server.
-fabric's Connection logs in; each command runs on a paramiko channel of its own (Session).
+paramiko's SSHClient logs in; each command runs on a channel of its own (Session). fabric is
+not used: once commands ran on channels, its Connection only wrapped that login, and its
+import (with invoke's) was ~0.1 s of every run's start.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,10 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
-
-import paramiko
-from fabric import Config, Connection
-from paramiko.hostkeys import HostKeys
 
 from agent.duplicity.common import STABLE_OUTPUT_ENV
 from agent.errors import (
@@ -41,6 +40,19 @@ from agent.errors import (
 from agent.execute import Result
 from agent.files import is_utf8
 from agent.paths import ServerPaths
+
+# paramiko imports invoke with itself, only for ssh_config's `Match exec`, which dupctl never
+# reads (its SSHConfig is empty): ~0.1 s of every run's start. Hidden while paramiko loads,
+# which then keeps None for it; anything else that imports invoke still gets it.
+_HIDE_INVOKE = "invoke" not in sys.modules
+if _HIDE_INVOKE:
+    sys.modules["invoke"] = None  # type: ignore[assignment]
+try:
+    import paramiko
+    from paramiko.hostkeys import HostKeys
+finally:
+    if _HIDE_INVOKE:
+        del sys.modules["invoke"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,12 +202,12 @@ def remote_command(
 
 class Session:
     """An open SSH connection to one host. Each command runs on a paramiko channel of its
-    own: invoke's runner (fabric's `run`) polls its streams, ~20 ms a command more, and
-    quietly reconnected a lost connection; a lost connection is an error here."""
+    own (fabric's `run`, invoke's runner, polled its streams, ~20 ms a command more, and
+    quietly reconnected a lost connection); a lost connection is an error here."""
 
-    def __init__(self, host: HostAddress, connection: Connection) -> None:
+    def __init__(self, host: HostAddress, client: paramiko.SSHClient) -> None:
         self.host = host
-        self.connection = connection
+        self.client = client
 
     def run(
         self,
@@ -297,7 +309,7 @@ class Session:
                         helper.join(timeout=5)
         except (paramiko.SSHException, EOFError, OSError) as error:
             raise self._lost(argv, error) from error
-        transport = self.connection.client.get_transport()
+        transport = self.client.get_transport()
         gone = (
             transport is None or transport.saved_exception is not None or not transport.is_active()
         )
@@ -307,7 +319,7 @@ class Session:
 
     def _channel(self) -> paramiko.Channel:
         """A new channel on the session's connection; RemoteCommandFailed if it is gone."""
-        transport = self.connection.client.get_transport()
+        transport = self.client.get_transport()
         try:
             if transport is None:
                 raise paramiko.SSHException("not connected")
@@ -406,47 +418,48 @@ def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
             f"no SSH host key is pinned for {host.name} ({host.address}:{host.port})",
             hint=f"dupctl host add {host.name} --address {host.address} pins it",
         )
-    connection = Connection(
-        host.address,
-        user=host.user,
-        port=host.port,
-        config=Config(ssh_config=paramiko.SSHConfig(), lazy=True),
-        connect_kwargs={
-            "key_filename": str(ssh.key_file),
-            "look_for_keys": False,
-            "allow_agent": False,
-            "timeout": ssh.connect_timeout,
-            "banner_timeout": ssh.connect_timeout,
-            "auth_timeout": ssh.connect_timeout,
-        },
-    )
-    connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    connection.client.load_host_keys(str(ssh.known_hosts))
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.load_host_keys(str(ssh.known_hosts))
+    try:  # a failed login leaves paramiko's transport thread running until closed
+        try:
+            client.connect(
+                host.address,
+                port=host.port,
+                username=host.user,
+                key_filename=str(ssh.key_file),
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=ssh.connect_timeout,
+                banner_timeout=ssh.connect_timeout,
+                auth_timeout=ssh.connect_timeout,
+            )
+        except paramiko.BadHostKeyException as error:
+            raise _key_mismatch(host, expected=pinned, offered=error.key) from error
+        except paramiko.AuthenticationException as error:
+            raise HostAccessDenied(
+                f"{host.name} ({host.address}) refused this server's SSH key for user {host.user}",
+                hint=f"authorize this key on {host.name} (~{host.user}/.ssh/authorized_keys): "
+                f"{ssh.public_key}",
+            ) from error
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            raise _unreachable(host, error) from error
+    except BaseException:
+        client.close()
+        raise
+    _tune(client)
     try:
-        connection.open()
-    except paramiko.BadHostKeyException as error:
-        raise _key_mismatch(host, expected=pinned, offered=error.key) from error
-    except paramiko.AuthenticationException as error:
-        raise HostAccessDenied(
-            f"{host.name} ({host.address}) refused this server's SSH key for user {host.user}",
-            hint=f"authorize this key on {host.name} (~{host.user}/.ssh/authorized_keys): "
-            f"{ssh.public_key}",
-        ) from error
-    except (OSError, EOFError, paramiko.SSHException) as error:
-        raise _unreachable(host, error) from error
-    _tune(connection)
-    try:
-        yield Session(host, connection)
+        yield Session(host, client)
     finally:
-        connection.close()
+        client.close()
 
 
-def _tune(connection: Connection) -> None:
+def _tune(client: paramiko.SSHClient) -> None:
     """TCP_NODELAY: each command is a few small packets, which Nagle's algorithm would hold
     for the peer's delayed ACK (~40 ms a command, as OpenSSH knows). Keepalives: a host that
     vanishes during hours of a quiet duplicity run ends the run instead of hanging it."""
-    transport = connection.client.get_transport()
-    assert transport is not None  # open() succeeded
+    transport = client.get_transport()
+    assert transport is not None  # connect() succeeded
     transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport.set_keepalive(KEEPALIVE)
 

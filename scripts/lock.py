@@ -39,10 +39,16 @@ def requirements() -> list[str]:
 
 
 def compile_lock(requirements: list[str], *extra: str) -> str:
+    """The locked set of `requirements`; uv keeps the committed lock's versions where they
+    still fit (it prefers an existing output file's pins), so a change re-pins only what it
+    must."""
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "requirements.in"
         source.write_text("\n".join(requirements) + "\n")
-        done = subprocess.run(
+        output = Path(scratch) / "requirements.txt"
+        if LOCK.exists():
+            output.write_text(LOCK.read_text())
+        subprocess.run(
             [
                 str(BIN / "uv"),
                 "pip",
@@ -56,6 +62,8 @@ def compile_lock(requirements: list[str], *extra: str) -> str:
                 INDEX,
                 "--no-header",
                 "--no-annotate",
+                "--output-file",
+                str(output),
                 *extra,
                 str(source),
             ],
@@ -63,7 +71,7 @@ def compile_lock(requirements: list[str], *extra: str) -> str:
             text=True,
             check=True,
         )
-        return done.stdout
+        return output.read_text()
 
 
 def write_lock() -> None:

@@ -107,7 +107,7 @@ def test_the_wheel_runs_stack_start_outside_the_checkout(wheel_venv: Path, tmp_p
 
 def test_dupctl_without_the_server_extras_says_what_to_install(wheel_venv: Path) -> None:
     absent = (
-        "import sys; sys.modules['fabric'] = None; from agent.entry import main; sys.exit(main())"
+        "import sys; sys.modules['paramiko'] = None; from agent.entry import main; sys.exit(main())"
     )
     python = str(wheel_venv / "bin" / "python")
     helped = subprocess.run([python, "-c", absent, "--help"], cwd="/", capture_output=True,
@@ -117,7 +117,7 @@ def test_dupctl_without_the_server_extras_says_what_to_install(wheel_venv: Path)
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "dupctl: error: this install lacks the backup server's dependencies (no module 'fabric')",
+        "dupctl: error: this install lacks the backup server's dependencies (no module 'paramiko')",
         "dupctl: hint: dupctl runs on the backup server (stack-start installs it there); "
         "to run it here: pip install 'dupstack[remote,server]'",
     ]

@@ -10,8 +10,10 @@ import contextlib
 import difflib
 import fcntl
 import functools
+import hashlib
 import io
 import json
+import logging
 import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,21 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from agent.duplicity.common import is_inside
 from agent.errors import ConfigError, UnknownHost, UsageError
 from agent.files import write_atomic
-from agent.offsite.prices import priced
 from agent.paths import ServerPaths
 from agent.schedule.cron import BadCron, resolve
 
 if TYPE_CHECKING:
+    import jsonschema
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
+# In the state dir: the digest of the last inventory text the schema passed (load_inventory).
+SCHEMA_PASSED = "inventory.schema-passed"
 
 # What a host gets when neither it nor `defaults` sets a key (the design's example).
 BUILTIN_DEFAULTS: Mapping[str, Any] = {
@@ -233,7 +238,7 @@ def size_bytes(text: str) -> int:
 
 def read_document(paths: ServerPaths) -> dict[str, Any]:
     """The inventory's data as written (validated), for edits that keep a host's own keys."""
-    document, node = _read(paths.config_file)
+    document, node, _ = _read(paths.config_file)
     _inventory(document, paths.config_file, node)
     return document
 
@@ -274,10 +279,40 @@ def check_host_entry(
 
 
 def load_inventory(paths: ServerPaths) -> Inventory:
-    """The validated inventory; ConfigError if the file is missing or has any problem."""
+    """The validated inventory; ConfigError if the file is missing or has any problem.
+
+    The schema's verdict on a text is remembered (SCHEMA_PASSED): every run of dupctl
+    loads the same inventory, and jsonschema's import and pass are ~0.1 s of its start. The
+    checks in code, which name hosts and paths, run every time."""
     file = paths.config_file
-    document, node = _read(file)
-    return _inventory(document, file, node)
+    document, node, text = _read(file)
+    passed = paths.state_dir / SCHEMA_PASSED
+    digest = _schema_digest(text)
+    known = _read_digest(passed) == digest
+    inventory = _inventory(document, file, node, schema_passed=known)
+    if not known:
+        _remember(passed, digest)
+    return inventory
+
+
+def _schema_digest(text: str) -> str:
+    """What the schema's verdict depends on: the schema and the text."""
+    return hashlib.sha256(SCHEMA_FILE.read_bytes() + b"\0" + text.encode()).hexdigest()
+
+
+def _read_digest(file: Path) -> str | None:
+    try:
+        return file.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _remember(file: Path, digest: str) -> None:
+    """Best effort: a server where it cannot be written (not root) validates every time."""
+    try:
+        write_atomic(file, f"{digest}\n", mode=0o600)
+    except OSError as error:
+        logger.debug("%s: not written: %s", file, error)
 
 
 def save_host(
@@ -300,7 +335,7 @@ def save_host(
     file = paths.config_file
     with _locked(file):
         if file.exists():
-            document, node = _read(file)
+            document, node, _ = _read(file)
             _inventory(document, file, node)  # never rewrite a file that is already wrong
             data = _round_trip().load(file.read_text())
         elif server is None:
@@ -324,7 +359,7 @@ def remove_host(paths: ServerPaths, name: str) -> None:
     """Remove host `name` from the inventory (UnknownHost if it is not there)."""
     file = paths.config_file
     with _locked(file):
-        document, node = _read(file)
+        document, node, _ = _read(file)
         _inventory(document, file, node).host(name)
         data = _round_trip().load(file.read_text())
         del data["hosts"][name]
@@ -395,8 +430,8 @@ MAX_SIZE = 1 << 20  # bytes: an inventory of a few thousand hosts fits many time
 MAX_DEPTH = 12  # nesting: the schema's deepest value (hooks.before[0][0]) is at depth 5
 
 
-def _read(file: Path) -> tuple[Any, yaml.Node | None]:
-    """The data of `file` and its YAML node tree (for line numbers); not validated yet.
+def _read(file: Path) -> tuple[Any, yaml.Node | None, str]:
+    """The data of `file`, its YAML node tree (for line numbers) and its text; not validated.
 
     Only a regular file of at most MAX_SIZE is read (a FIFO would block, /dev/zero never
     end); YAML's aliases are refused (an alias bomb expands without bounds), and so is
@@ -456,7 +491,7 @@ def _read(file: Path) -> tuple[Any, yaml.Node | None]:
             loader.dispose()
     if node is not None:
         _raise_if_any(list(_key_problems(node, ())), file, node)
-    return document, node
+    return document, node, text
 
 
 def _check_shape(root: yaml.Node, file: Path) -> None:
@@ -481,9 +516,12 @@ def _check_shape(root: yaml.Node, file: Path) -> None:
             stack.extend((item, depth + 1) for item in node.value)
 
 
-def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inventory:
+def _inventory(
+    document: Any, file: Path, node: yaml.Node | None = None, *, schema_passed: bool = False
+) -> Inventory:
     """Validate `document` (schema, then what a schema cannot say) and merge the defaults."""
-    _raise_if_any(_schema_problems(document), file, node)
+    if not schema_passed:
+        _raise_if_any(_schema_problems(document), file, node)
     defaults = document.get("defaults") or {}
     hosts: dict[str, HostConfig] = {}
     problems: list[tuple[tuple[Any, ...], str]] = []
@@ -533,11 +571,14 @@ def _inventory(document: Any, file: Path, node: yaml.Node | None = None) -> Inve
     targets = offsite.get("targets", {})
     _raise_if_any(list(_target_problems(targets)), file, node)
     prices = offsite.get("prices") or {}
-    try:
-        priced(prices)
-    except UsageError as error:  # names the key below offsite.prices
-        _raise_if_any([(("offsite", "prices"), error.message.removeprefix("offsite.prices: "))],
-                      file, node)  # fmt: skip
+    if prices:  # the price tables are the planner's: imported only for overrides to check
+        from agent.offsite.prices import priced
+
+        try:
+            priced(prices)
+        except UsageError as error:  # names the key below offsite.prices
+            _raise_if_any([(("offsite", "prices"), error.message.removeprefix("offsite.prices: "))],
+                          file, node)  # fmt: skip
     server = document["server"]
     notify = document.get("notifications")
     return Inventory(
@@ -626,6 +667,8 @@ def _schedule_problems(
 
 
 def _schema_problems(document: object) -> list[tuple[tuple[Any, ...], str]]:
+    import jsonschema  # only for a text the schema has not passed: see load_inventory
+
     validator = jsonschema.Draft202012Validator(_schema())
     problems = []
     for error in validator.iter_errors(document):

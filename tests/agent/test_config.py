@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -472,3 +474,39 @@ def test_credentials_go_with_root_and_a_role(paths: ServerPaths, entry: str, exp
     text = f"server: {{address: bs}}\nhosts:\n  a: {{address: 10.0.0.9, databases: [{entry}]}}\n"
     lines = problems(paths, text)
     assert any(f"hosts.a.{expected}" in line for line in lines), lines
+
+
+def test_the_schema_passes_a_text_once_and_never_a_changed_one(paths: ServerPaths) -> None:
+    """load_inventory remembers the digest of a text the schema passed (the next run skips
+    jsonschema); an edit, however small, is checked again, and a damaged record is none."""
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(DESIGN_EXAMPLE)
+    load_inventory(paths)
+    passed = paths.state_dir / "inventory.schema-passed"
+    assert passed.stat().st_mode & 0o777 == 0o600
+    digest = passed.read_text()
+    load_inventory(paths)  # the same text: the same record
+    assert passed.read_text() == digest
+
+    paths.config_file.write_text(DESIGN_EXAMPLE.replace("volsize: 200", "volsize: many"))
+    with pytest.raises(ConfigError, match=r"defaults\.volsize"):
+        load_inventory(paths)
+    assert passed.read_text() == digest  # a refused text is never recorded
+
+    passed.write_text("not a digest\n")
+    with pytest.raises(ConfigError, match=r"defaults\.volsize"):
+        load_inventory(paths)
+
+
+def test_a_text_the_schema_passed_loads_without_jsonschema(paths: ServerPaths) -> None:
+    paths.config_file.parent.mkdir(parents=True)
+    paths.config_file.write_text(DESIGN_EXAMPLE)
+    load = (
+        "import sys; from agent.config.load import load_inventory; "
+        "from pathlib import Path; from agent.paths import ServerPaths; "
+        f"load_inventory(ServerPaths.from_root(Path({str(paths.root)!r}))); "
+        "print('jsonschema' in sys.modules)"
+    )
+    runs = [subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(2)]  # fmt: skip
+    assert runs == ["True", "False"]

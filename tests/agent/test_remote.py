@@ -10,6 +10,7 @@ import errno
 import io
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,7 +188,7 @@ def test_sessions_send_each_command_at_once(on_bs, keys, web) -> None:
 
     def nodelay() -> int:
         with remote.session(keys, web) as host:
-            transport = host.connection.client.get_transport()
+            transport = host.client.get_transport()
             assert transport is not None
             return transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
@@ -296,3 +297,15 @@ def test_a_non_root_user_goes_through_sudo_n() -> None:
     with_secret = remote.remote_command(["duplicity", "x y"], "debian", secret=True)
     assert with_secret.startswith("sudo -n -- sh -c ")
     assert with_secret.endswith("sh duplicity 'x y'")
+
+
+def test_paramiko_is_loaded_without_invoke() -> None:
+    """invoke, which paramiko imports for ssh_config's `Match exec` alone, is not loaded with
+    it (dupctl's SSHConfig is empty); whatever imports invoke itself still gets it whole."""
+    probe = (
+        "import sys; from agent import remote; print('invoke' in sys.modules); "
+        "import invoke; print(callable(invoke.run))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.split() == ["False", "True"]
