@@ -329,6 +329,7 @@ def _with_extra_roots(command: Command, roots: Sequence[int]) -> Command:
 ONE = "bench-web1"
 N_HOSTS = (ONE, "bench-web2")
 INCREMENTAL = "bench-inc1"  # in a fleet of its own: its dataset copy is mutated
+INCREMENTAL_RAW = "bench-inc2"  # beside it, the same: for the same incremental without dupctl
 SHARED_FLEET = "shared"  # duplicity-tenant-sftp-full, dupctl-backup-1, dupctl-backup-N
 
 
@@ -453,20 +454,24 @@ class DupctlIncrementalOne(_FleetCase):
     baseline = "dupctl-backup-1"
     fleet_key = "incremental"
     hosts = (INCREMENTAL,)
-    base = "/mnt/vdb/bench-base"
     before: set[str]
+
+    @property
+    def base(self) -> str:
+        """Where the host's full waits between repeats (on the volume, outside its chroot)."""
+        return f"/mnt/vdb/bench-base-{self.hosts[0]}"
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
-        bench = self.fleet()
+        bench, name = self.fleet(), self.hosts[0]
         started = time.time()
-        bench.dupctl("backup", INCREMENTAL, "--full")
+        bench.dupctl("backup", name, "--full")
         base = bench.bs.path(self.base)
         base.mkdir()
-        for file in bench.backups(INCREMENTAL).iterdir():  # sealed: root:dup-NAME 0440
+        for file in bench.backups(name).iterdir():  # sealed: root:dup-NAME 0440
             file.rename(base / file.name)
-        shutil.copytree(bench.cache(INCREMENTAL), ctx.workdir / "cache", symlinks=True)
-        mutation = mutate(bench.tenants[INCREMENTAL].path(DATA), seed=1)
+        shutil.copytree(bench.cache(name), ctx.workdir / "cache", symlinks=True)
+        mutation = mutate(bench.tenants[name].path(DATA), seed=1)
         ctx.notes.setdefault(
             "mutation",
             {
@@ -479,27 +484,70 @@ class DupctlIncrementalOne(_FleetCase):
         # duplicity names sets by whole seconds: the incremental must start in a later one.
         time.sleep(max(0.0, int(started) + 2 - time.time()))
 
-    def run(self, ctx: Context, repeat: int) -> Command:
-        bench = self.fleet()
-        bench.reset(INCREMENTAL)
-        backups = bench.backups(INCREMENTAL)
+    def restore_base(self, ctx: Context) -> None:
+        """The host's sets back to its full alone, and its cache to what the full left."""
+        bench, name = self.fleet(), self.hosts[0]
+        bench.reset(name)
+        backups = bench.backups(name)
         for file in bench.bs.path(self.base).iterdir():
             os.link(file, backups / file.name)
-        shutil.copytree(ctx.workdir / "cache", bench.cache(INCREMENTAL), symlinks=True)
+        shutil.copytree(ctx.workdir / "cache", bench.cache(name), symlinks=True)
         os.sync()
         self.before = {p.name for p in backups.iterdir()}
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        self.restore_base(ctx)
+        bench = self.fleet()
         return Command(
             bench.on_server(["dupctl", "backup", INCREMENTAL]),
             extra_roots=bench.roots([INCREMENTAL]),
         )
 
     def output_bytes(self, ctx: Context, repeat: int) -> int | None:
-        new = [p for p in self.fleet().backups(INCREMENTAL).iterdir() if p.name not in self.before]
+        size = self.new_incremental_bytes()
+        bench = self.fleet()
+        expected = shlex.join(bench.duplicity_argv(INCREMENTAL, full=False))
+        if (ran := bench.last_remote_argv(INCREMENTAL)) != expected:  # the raw case runs that
+            raise RuntimeError(f"dupctl ran {ran!r} on {INCREMENTAL}, not {expected!r}")
+        return size
+
+    def new_incremental_bytes(self) -> int:
+        """Size of what the run added; raise unless it is one incremental (no full)."""
+        folder = self.fleet().backups(self.hosts[0])
+        new = [p for p in folder.iterdir() if p.name not in self.before]
         if not any(p.name.startswith("duplicity-inc.") for p in new) or any(
             p.name.startswith("duplicity-full") for p in new
         ):
             raise RuntimeError(f"not an incremental: {sorted(p.name for p in new)}")
         return sum(p.stat().st_size for p in new)
+
+
+@register
+class DuplicityTenantIncremental(DupctlIncrementalOne):
+    """dupctl-incremental-1's command, run directly on a tenant like it (bench-inc2: the same
+    dataset, mutation, full and cache), as duplicity-tenant-sftp-full runs dupctl-backup-1's:
+    dupctl-incremental-1 minus this is dupctl's fixed cost per run, measured where it shows."""
+
+    name = "duplicity-tenant-incremental"
+    title = "duplicity incremental on a tenant, sftp:// into its chroot (dupctl's argv)"
+    baseline = "duplicity-tenant-sftp-full"
+    hosts = (INCREMENTAL_RAW,)
+
+    def run(self, ctx: Context, repeat: int) -> Command:
+        self.restore_base(ctx)
+        bench = self.fleet()
+        bench.open_window(INCREMENTAL_RAW)
+        argv = bench.on_tenant(
+            INCREMENTAL_RAW, bench.tenant_argv(INCREMENTAL_RAW, full=False), SECRET_FD
+        )
+        return Command(
+            argv,
+            secret=bench.passphrase(INCREMENTAL_RAW).encode() + b"\n",
+            extra_roots=bench.roots([INCREMENTAL_RAW]),
+        )
+
+    def output_bytes(self, ctx: Context, repeat: int) -> int | None:
+        return self.new_incremental_bytes()
 
 
 @register
