@@ -105,6 +105,18 @@ class HostContext:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))
 
+    def drop_cached_manifests(self, tenant: Runner | None = None) -> None:
+        """The manifests in duplicity's cache removed, here (or on the host): its next start
+        fetches them from the sets again. A restore finds volumes by them, and a damaged copy
+        (emptied, cut short) restores nothing or fails; the signatures, large, stay."""
+        if tenant is None:
+            for manifest in (Path(self.here.archive_dir) / self.here.name).glob("*.manifest"):
+                manifest.unlink(missing_ok=True)
+        else:
+            cache = f"{self.on_host.archive_dir}/{self.on_host.name}"
+            tenant.run(("find", cache, "-maxdepth", "1", "-type", "f", "-name", "*.manifest",
+                        "-delete"), ok_codes=ANY_EXIT)  # fmt: skip
+
     @property
     def quarantine(self) -> Path:
         """Where what this host's account added but may not join its history is moved."""

@@ -21,7 +21,7 @@ from agent.backup_sets import latest_time, stored_files
 from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import filelist, relative_path
 from agent.duplicity.restore import restore_command
-from agent.errors import NotInBackup
+from agent.errors import CommandFailed, NotInBackup
 from agent.execute import ANY_EXIT, Runner
 from agent.host import open_host
 from agent.landing import check_free, checked_request, exists, move, scratch_beside
@@ -87,16 +87,34 @@ def restore(
                 lines = filelist(os.fsencode(name) for name in (within, record))
                 runner.run(("sh", "-c", 'umask 077 && cat > "$1"', "sh", listed),
                            input=lines.decode())  # fmt: skip
-            if to_host:
-                sets.check(host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True))
-            else:
-                sets.run_here(argv)
+
+            def restored() -> bool:
+                """One duplicity run; whether it brought back what was asked."""
+                if to_host:
+                    done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+                    sets.check(done)
+                else:
+                    sets.run_here(argv)
+                return exists(runner, f"{landing}/{within}" if path else landing)
+
+            try:
+                found = restored()
+            except (NotInBackup, CommandFailed):  # or a traceback on a manifest cut short
+                found = False
+            if not found:
+                # duplicity finds volumes by its cache's manifests: a damaged copy restores
+                # nothing and looks like a path the backup lacks. Once more from the sets.
+                sets.drop_cached_manifests(host if to_host else None)
+                runner.run(("rm", "-rf", "--", landing))
+                found = restored()
+            if not found:
+                raise NotInBackup(
+                    f"that path is not in {name}'s backup at that time ({shown(path)})"
+                    if path
+                    else f"{name}'s backup holds no files at that time",
+                    hint=f"`dupctl list {name} [--time T]` shows what the backup holds",
+                )
             if path:
-                if not exists(runner, f"{landing}/{within}"):
-                    raise NotInBackup(
-                        f"that path is not in {name}'s backup at that time ({shown(path)})",
-                        hint=f"`dupctl list {name} [--time T]` shows what the backup holds",
-                    )
                 if not inside and exists(runner, f"{landing}/{record}"):
                     move(runner, f"{landing}/{record}", f"{scratch}/record")
                 move(runner, f"{landing}/{within}", placed)

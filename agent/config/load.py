@@ -308,7 +308,11 @@ def _read_digest(file: Path) -> str | None:
 
 
 def _remember(file: Path, digest: str) -> None:
-    """Best effort: a server where it cannot be written (not root) validates every time."""
+    """Into a state dir that exists (loading the inventory makes no folders; a server's is
+    there from its first run on); best effort: where it cannot be written (not root), the
+    schema checks the text every time."""
+    if not file.parent.is_dir():
+        return
     try:
         write_atomic(file, f"{digest}\n", mode=0o600)
     except OSError as error:

@@ -483,6 +483,9 @@ def test_the_schema_passes_a_text_once_and_never_a_changed_one(paths: ServerPath
     paths.config_file.write_text(DESIGN_EXAMPLE)
     load_inventory(paths)
     passed = paths.state_dir / "inventory.schema-passed"
+    assert not paths.state_dir.exists()  # loading makes no folders: none before a first run
+    paths.state_dir.mkdir(parents=True)
+    load_inventory(paths)
     assert passed.stat().st_mode & 0o777 == 0o600
     digest = passed.read_text()
     load_inventory(paths)  # the same text: the same record
@@ -500,6 +503,7 @@ def test_the_schema_passes_a_text_once_and_never_a_changed_one(paths: ServerPath
 
 def test_a_text_the_schema_passed_loads_without_jsonschema(paths: ServerPaths) -> None:
     paths.config_file.parent.mkdir(parents=True)
+    paths.state_dir.mkdir(parents=True)
     paths.config_file.write_text(DESIGN_EXAMPLE)
     load = (
         "import sys; from agent.config.load import load_inventory; "

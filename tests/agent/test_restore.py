@@ -102,6 +102,31 @@ def test_restore_one_path_as_of_an_earlier_backup(bs: Host, backups: Backups) ->
     assert tree(restored) == {".": backups.full["config.txt"]}
 
 
+@pytest.mark.parametrize("damage", ["emptied", "cut short"])
+@pytest.mark.parametrize("side", ["here", "on the host"])
+def test_a_damaged_cached_manifest_is_not_taken_for_a_missing_path(
+    bs: Host, web1: Host, backups: Backups, side: str, damage: str
+) -> None:
+    """duplicity finds volumes by its cache's manifests: emptied, it "restores" nothing
+    (exit 0), cut short, it fails with a traceback. Either once looked like a path the
+    backup lacks; the restore fetches them from the sets again instead."""
+    where = bs if side == "here" else web1  # the host's cache is its backups' own
+    cache = where.path("/var/cache/dupstack/dupstack-web1")
+    manifests = sorted(cache.glob("*.manifest"))
+    assert len(manifests) == 2  # the full's and the incremental's
+    for manifest in manifests:
+        manifest.write_bytes(b"" if damage == "emptied" else manifest.read_bytes()[:60])
+    into = f"/root/damaged-{side.replace(' ', '-')}-{damage.replace(' ', '-')}"
+    argv = ["restore", "web1", "--path", f"{APP}/config.txt", "--to", into]
+    done = ok(dupctl(bs, *argv, *(["--to-host"] if side == "on the host" else [])))
+    assert done.startswith(f"restored {APP}/config.txt of web1 (latest) to {into}{APP}/")
+    assert where.path(f"{into}{APP}/config.txt").read_bytes() == b"version 2\n"
+    assert all(m.stat().st_size > 60 for m in manifests)  # fetched again, whole
+    missing = dupctl(bs, "restore", "web1", "--path", f"{APP}/missing", "--to", f"{into}-m")
+    assert missing.returncode == 1
+    assert "that path is not in web1's backup at that time" in missing.stderr
+
+
 def test_restore_everything_byte_for_byte(bs: Host, backups: Backups) -> None:
     ok(dupctl(bs, "restore", "web1", "--to", "/tmp/all"))
     assert tree(bs.path(f"/tmp/all{APP}")) == backups.latest
