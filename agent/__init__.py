@@ -1,1 +1,5 @@
 """dupctl: the dupstack agent on the backup server."""
+
+from pathlib import Path
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"  # scripts and tables shipped with it

@@ -14,16 +14,14 @@ import base64
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from agent import PACKAGE_DATA
 from agent.config.load import DUMP_SPOOL, METADATA_RECORD
 from agent.duplicity.common import Selection
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-
 
 def _script(name: str) -> str:
-    return (DATA_DIR / name).read_text()
+    return (PACKAGE_DATA / name).read_text()
 
 
 def capture_command(selection: Selection) -> tuple[tuple[str, ...], str]:

@@ -258,13 +258,12 @@ def _targets(results: Sequence[CaseResult]) -> list[str]:
     what, case, against, limit, why = FIXED_COST
     if case in walls and against in walls:
         cost = walls[case] - walls[against]
-        verdict = (
-            "not measured: the raw run was the slower, this run's noise is larger than the cost"
-            if cost < 0
-            else "met"
-            if cost <= limit
-            else "missed"
-        )
+        if cost < 0:
+            verdict = (
+                "not measured: the raw run was the slower, this run's noise is larger than the cost"
+            )
+        else:
+            verdict = "met" if cost <= limit else "missed"
         lines.append(f"| {what} | {cost:.2f} s ({verdict}) | - | {why} |")
     return lines
 

@@ -21,7 +21,7 @@ from agent.backup_sets import latest_time, stored_files
 from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import filelist, relative_path
 from agent.duplicity.restore import restore_command
-from agent.errors import CommandFailed, NotInBackup
+from agent.errors import CommandFailed, NotInBackup, RemoteCommandFailed
 from agent.execute import ANY_EXIT, Runner
 from agent.host import open_host
 from agent.landing import check_free, checked_request, exists, move, scratch_beside
@@ -99,6 +99,8 @@ def restore(
 
             try:
                 found = restored()
+            except RemoteCommandFailed:  # the session itself failed (lost): nothing to retry
+                raise
             except (NotInBackup, CommandFailed):  # or a traceback on a manifest cut short
                 found = False
             if not found:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent import execute
+from agent import PACKAGE_DATA, execute
 from agent.errors import CommandFailed, DupstackError, UsageError
 from agent.paths import ServerPaths
 
-INSTALLER = Path(__file__).resolve().parents[1] / "data" / "dupstack-install"
+INSTALLER = PACKAGE_DATA / "dupstack-install"
 # Canonical PEP 440 release versions, as pip names them (and as the installer checks).
 VERSION = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?")
 SHA256 = re.compile(r"[0-9a-f]{64}")

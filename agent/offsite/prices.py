@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent import PACKAGE_DATA
 from agent.errors import UsageError
 from agent.files import read_small
 from agent.offsite import plan
 
-PRICES_FILE = Path(__file__).resolve().parents[1] / "data" / "prices.json"
+PRICES_FILE = PACKAGE_DATA / "prices.json"
 MAX_PRICES = 1 << 20  # bytes: prices.json is 4 KB
 
 
