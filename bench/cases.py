@@ -112,6 +112,11 @@ class Case(ABC):
         """Bytes the repeat wrote as its backup (default: the size of `ctx.out(repeat)`)."""
         return tree_size(ctx.out(repeat)) if ctx.out(repeat).exists() else None
 
+    def inner_runs(self) -> list[float]:
+        """Wall seconds of each run, for a case whose repeat runs its command several times
+        and times each (bench/fixedcost.py); none for the others."""
+        return []
+
 
 CASES: dict[str, type[Case]] = {}
 
@@ -719,5 +724,6 @@ def selected(names: Sequence[str] | None) -> list[type[Case]]:
     return [CASES[n] for n in names]
 
 
+import bench.fixedcost  # noqa: E402 - dupctl's fixed cost per run, per host, per process
 import bench.knobs  # noqa: E402 - registers the knob cases (issue 13) after these
 import bench.scale  # noqa: E402, F401 - many hosts, restores, many files

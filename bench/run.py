@@ -133,6 +133,7 @@ def run_cases(
                 )
         for case, ctx, result in zip(cases, contexts, results, strict=True):
             result.source_bytes = case.source_bytes(ctx)
+            result.runs_s = case.inner_runs()
             if result.samples and not result.error:
                 case.summarize(ctx, result.samples, result.outputs)
     finally:
