@@ -105,17 +105,13 @@ class HostContext:
             tighten = '[ ! -e "$1" ] || chmod -R go= -- "$1"'
             tenant.run(("sh", "-c", tighten, "sh", self.on_host.archive_dir))
 
-    def drop_cached_manifests(self, tenant: Runner | None = None) -> None:
-        """The manifests in duplicity's cache removed, here (or on the host): its next start
-        fetches them from the sets again. A restore finds volumes by them, and a damaged copy
-        (emptied, cut short) restores nothing or fails; the signatures, large, stay."""
-        if tenant is None:
-            for manifest in (Path(self.here.archive_dir) / self.here.name).glob("*.manifest"):
-                manifest.unlink(missing_ok=True)
-        else:
-            cache = f"{self.on_host.archive_dir}/{self.on_host.name}"
-            tenant.run(("find", cache, "-maxdepth", "1", "-type", "f", "-name", "*.manifest",
-                        "-delete"), ok_codes=ANY_EXIT)  # fmt: skip
+    def _drop_manifests_there(self, tenant: Runner, argv: tuple[str, ...]) -> None:
+        """_drop_manifests, in the host's cache: best effort (the run goes on if it fails)."""
+        drop = '[ ! -d "$1" ] || exec find "$1" -maxdepth 1 -type f -name "*.manifest" -delete'
+        done = tenant.run(("sh", "-c", drop, "sh", str(_cache_of(argv))), ok_codes=ANY_EXIT)
+        if done.exit_code:
+            logger.warning("%s: the cached manifests could not be dropped there: %s",
+                           self.name, done.said(1) or f"exit {done.exit_code}")  # fmt: skip
 
     @property
     def quarantine(self) -> Path:
@@ -138,6 +134,8 @@ class HostContext:
         """duplicity on this server with the host's passphrase (and `env`: an offsite
         target's credentials); its stdout (errors raised)."""
         self.private_caches()
+        if argv[1] in READS:
+            _drop_manifests(_cache_of(argv))
         done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, env=env)
         if done.exit_code and CACHE_DAMAGED in done.output:  # only a copy: rebuilt, once
             logger.warning("%s: duplicity's cache disagrees with the sets: dropped, rebuilt",
@@ -146,6 +144,27 @@ class HostContext:
             done = execute.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, env=env)
         self.check(done)
         return done.stdout
+
+    def run_on_host(self, tenant: Runner, argv: tuple[str, ...]) -> Result:
+        """duplicity's read of the sets (READS) on the host, its passphrase on stdin; its exit
+        told, never raised, for the caller to read. The host's cached manifests are dropped
+        first, as run_here drops this server's."""
+        assert argv[1] in READS, argv
+        self._drop_manifests_there(tenant, argv)
+        return tenant.run(argv, secret=self.passphrase, ok_codes=ANY_EXIT, stable=True)
+
+
+# duplicity's actions that find the sets' volumes by the manifests in its cache. A damaged
+# copy (emptied, cut short, another set's) restores nothing, fails with a traceback, or hangs
+# duplicity 3.2.1 for good (verify: gpg blocked on a pipe it no longer reads), and a read of
+# a missing path looks the same: dupctl drops them before each such run, and duplicity
+# fetches them from the sets again (small: one gpg each; the signatures, large, stay).
+READS = ("restore", "verify", "list-current-files")
+
+
+def _drop_manifests(cache: Path) -> None:
+    for manifest in cache.glob("*.manifest"):
+        manifest.unlink(missing_ok=True)
 
 
 def _cache_of(argv: tuple[str, ...]) -> Path:

@@ -75,7 +75,7 @@ def on_host(
     try:
         record = f"{scratch}/record"
         argv = restore_command(sets.on_host, record, path=METADATA_RECORD, time=time)
-        done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+        done = sets.run_on_host(host, argv)
         if _missing(sets, done):
             return Report(found=False)
         return apply(host, record, folder, within)

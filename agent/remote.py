@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import errno
 import io
 import logging
 import os
@@ -31,6 +32,7 @@ from typing import IO, Protocol
 
 from agent.duplicity.common import STABLE_OUTPUT_ENV
 from agent.errors import (
+    ConfigError,
     HostAccessDenied,
     HostKeyRejected,
     HostUnreachable,
@@ -418,6 +420,7 @@ def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
             f"no SSH host key is pinned for {host.name} ({host.address}:{host.port})",
             hint=f"dupctl host add {host.name} --address {host.address} pins it",
         )
+    key = _server_key(ssh)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.load_host_keys(str(ssh.known_hosts))
@@ -427,7 +430,7 @@ def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
                 host.address,
                 port=host.port,
                 username=host.user,
-                key_filename=str(ssh.key_file),
+                pkey=key,
                 look_for_keys=False,
                 allow_agent=False,
                 timeout=ssh.connect_timeout,
@@ -444,10 +447,13 @@ def session(ssh: Ssh, host: HostAddress) -> Iterator[Session]:
             ) from error
         except (OSError, EOFError, paramiko.SSHException) as error:
             raise _unreachable(host, error) from error
+        try:
+            _tune(client)
+        except OSError as error:  # the host hung up right after the login
+            raise _unreachable(host, error) from error
     except BaseException:
         client.close()
         raise
-    _tune(client)
     try:
         yield Session(host, client)
     finally:
@@ -459,7 +465,8 @@ def _tune(client: paramiko.SSHClient) -> None:
     for the peer's delayed ACK (~40 ms a command, as OpenSSH knows). Keepalives: a host that
     vanishes during hours of a quiet duplicity run ends the run instead of hanging it."""
     transport = client.get_transport()
-    assert transport is not None  # connect() succeeded
+    if transport is None or not transport.is_active():
+        raise ConnectionResetError(errno.ECONNRESET, "it closed the connection after the login")
     transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport.set_keepalive(KEEPALIVE)
 
@@ -481,6 +488,30 @@ def run(
 def _reason(error: object) -> str:
     """What went wrong, in words: an error's text, else its type (EOFError() says nothing)."""
     return str(error) or type(error).__name__
+
+
+def _server_key(ssh: Ssh) -> paramiko.PKey:
+    """This server's private key, read before any connection: a missing, unreadable or
+    passphrase-protected key is this server's problem, never told as the host's."""
+    try:
+        return paramiko.PKey.from_path(ssh.key_file)
+    except (TypeError, paramiko.PasswordRequiredException) as error:  # cryptography: TypeError
+        raise ConfigError(
+            f"this server's SSH key {ssh.key_file} is passphrase-protected",
+            hint=f"dupctl logs in unattended: remove its passphrase (ssh-keygen -p -f "
+            f"{ssh.key_file}) or restore the key dupctl init made",
+        ) from error
+    except OSError as error:
+        raise ConfigError(
+            f"this server's SSH key {ssh.key_file} cannot be read ({error.strerror or error})",
+            hint="dupctl init makes it; run dupctl as root",
+        ) from error
+    except (paramiko.SSHException, paramiko.pkey.UnknownKeyType, ValueError) as error:
+        raise ConfigError(
+            f"this server's SSH key {ssh.key_file} is not a private key dupctl can use "
+            f"({_reason(error)})",
+            hint="restore the key dupctl init made (its public half is authorized on the hosts)",
+        ) from error
 
 
 def _unreachable(host: HostAddress, error: BaseException) -> HostUnreachable:

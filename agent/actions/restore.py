@@ -21,7 +21,7 @@ from agent.backup_sets import latest_time, stored_files
 from agent.config.load import METADATA_RECORD
 from agent.duplicity.common import filelist, relative_path
 from agent.duplicity.restore import restore_command
-from agent.errors import CommandFailed, NotInBackup, RemoteCommandFailed
+from agent.errors import NotInBackup, RemoteCommandFailed
 from agent.execute import ANY_EXIT, Runner
 from agent.host import open_host
 from agent.landing import check_free, checked_request, exists, move, scratch_beside
@@ -88,28 +88,12 @@ def restore(
                 runner.run(("sh", "-c", 'umask 077 && cat > "$1"', "sh", listed),
                            input=lines.decode())  # fmt: skip
 
-            def restored() -> bool:
-                """One duplicity run; whether it brought back what was asked."""
-                if to_host:
-                    done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
-                    sets.check(done)
-                else:
-                    sets.run_here(argv)
-                return exists(runner, f"{landing}/{within}" if path else landing)
-
-            try:
-                found = restored()
-            except RemoteCommandFailed:  # the session itself failed (lost): nothing to retry
-                raise
-            except (NotInBackup, CommandFailed):  # or a traceback on a manifest cut short
-                found = False
-            if not found:
-                # duplicity finds volumes by its cache's manifests: a damaged copy restores
-                # nothing and looks like a path the backup lacks. Once more from the sets.
-                sets.drop_cached_manifests(host if to_host else None)
-                runner.run(("rm", "-rf", "--", landing))
-                found = restored()
-            if not found:
+            if to_host:  # both drop the cached manifests first (agent/host.py: READS)
+                done = sets.run_on_host(host, argv)
+                sets.check(done)
+            else:
+                sets.run_here(argv)
+            if not exists(runner, f"{landing}/{within}" if path else landing):
                 raise NotInBackup(
                     f"that path is not in {name}'s backup at that time ({shown(path)})"
                     if path
@@ -131,8 +115,11 @@ def restore(
             move(runner, placed, target)
             if not to_host:  # the host's owners and set-id files: nobody else's way in here
                 os.chmod(folder, 0o700)
-        finally:
-            runner.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
+        except BaseException:
+            with contextlib.suppress(RemoteCommandFailed):  # a lost session: its error stands
+                runner.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
+            raise
+        runner.run(("rm", "-rf", "--", scratch), ok_codes=ANY_EXIT)
     say(
         f"restored {what} to {shlex.quote(shown(target))} {where}"
         + ("" if to_host else f" ({shlex.quote(shown(folder))} is root's alone: 0700)")

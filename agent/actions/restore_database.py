@@ -55,7 +55,7 @@ def restore_database(
             argv = restore_command(sets.on_host, dump, path=dumps.dump_file(entry), time=time)
             sets.private_caches(host)
             say(f"fetching the dump of {entry.label} ({when}) on {name}")
-            done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+            done = sets.run_on_host(host, argv)
             sets.check(done)
             if as_file:
                 host.run(("mv", "--no-target-directory", "--", dump, target))

@@ -11,7 +11,7 @@ from agent import remote
 from agent.config.load import DUMP_SPOOL
 from agent.duplicity.verify import verify_command
 from agent.errors import BackupDiffers
-from agent.execute import ANY_EXIT, Result
+from agent.execute import Result
 from agent.host import open_host
 from agent.paths import ServerPaths
 from agent.times import check_time
@@ -37,7 +37,7 @@ def verify(
     argv = verify_command(sets.on_host, sets.selection, compare_data=compare_data, time=time)
     with remote.session(ssh, sets.host) as host:
         sets.private_caches(host)
-        done = host.run(argv, secret=sets.passphrase, ok_codes=ANY_EXIT, stable=True)
+        done = sets.run_on_host(host, argv)
     lines = done.stdout.splitlines()
     found = [line.removeprefix(DIFFERENCE) for line in lines if line.startswith(DIFFERENCE)]
     differences = [line for line in found if not _spool_gone(line)]

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
@@ -296,13 +297,16 @@ def load_inventory(paths: ServerPaths) -> Inventory:
 
 
 def _schema_digest(text: str) -> str:
-    """What the schema's verdict depends on: the schema and the text."""
-    return hashlib.sha256(SCHEMA_FILE.read_bytes() + b"\0" + text.encode()).hexdigest()
+    """What the schema's verdict depends on: the schema (the very bytes this process checks
+    with), the release it came with (its path: an upgrade brings its own jsonschema), the
+    text."""
+    parts = (os.fsencode(SCHEMA_FILE), _schema_bytes(), text.encode())
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
 def _read_digest(file: Path) -> str | None:
     try:
-        return file.read_text().strip()
+        return file.read_text().strip() if file.is_file() else None  # never a FIFO's wait
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -412,8 +416,13 @@ def _write(file: Path, data: CommentedMap) -> Inventory:
 
 
 @functools.cache
+def _schema_bytes() -> bytes:
+    return SCHEMA_FILE.read_bytes()
+
+
+@functools.cache
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_FILE.read_text())
+    return json.loads(_schema_bytes())
 
 
 # A host's name, as the schema says (it becomes the account dup-NAME).

@@ -21,6 +21,7 @@ import pytest
 
 from agent import remote
 from agent.errors import (
+    ConfigError,
     HostAccessDenied,
     HostKeyRejected,
     HostUnreachable,
@@ -149,6 +150,40 @@ def test_a_refused_key_names_the_key_to_authorize(on_bs, keys, web, tmp_path: Pa
         on_bs(lambda: remote.run(stranger, web, ["true"]))
     assert "web" in denied.value.message
     assert stranger.public_key in denied.value.hint
+
+
+def test_a_pin_of_a_key_type_the_host_no_longer_offers_is_a_key_problem(
+    fleet: Fleet, on_bs, keys, web, tmp_path: Path
+) -> None:
+    """web's sshd has only an ed25519 key; an ECDSA key pinned for it (a host whose sshd
+    keys were changed) is told as the pin it is, with both keys, not as a host that is down."""
+    other = tmp_path / "ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", other], check=True)
+    pins = tmp_path / "known_hosts"
+    pins.write_text(f"{web.address} {Path(f'{other}.pub').read_text()}")
+    with pytest.raises(HostKeyRejected) as rejected:
+        on_bs(lambda: remote.run(remote.Ssh(keys.key_file, pins, 2), web, ["true"]))
+    offered = remote.parse_public_key(fleet.hosts["web"].host_key_pub).fingerprint
+    assert f"offered SSH host key {offered}" in rejected.value.message
+    assert "--host-key FILE" in rejected.value.hint
+
+
+@pytest.mark.parametrize("problem", ["missing", "passphrase", "not a key"])
+def test_this_servers_own_key_problem_is_told_as_its_own(
+    on_bs, keys, web, tmp_path: Path, problem: str
+) -> None:
+    """Before any connection: never "web is unreachable" nor "web refused the key"."""
+    key = tmp_path / "id_ed25519"
+    if problem == "passphrase":
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pw", "-f", key], check=True)
+    elif problem == "not a key":
+        key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\ncut short\n")
+    with pytest.raises(ConfigError) as failed:
+        on_bs(lambda: remote.run(remote.Ssh(key, keys.known_hosts, 2), web, ["true"]))
+    assert f"this server's SSH key {key}" in failed.value.message
+    expected = {"missing": "cannot be read", "passphrase": "passphrase-protected"}
+    assert expected.get(problem, "not a private key") in failed.value.message
+    assert "web" not in failed.value.message
 
 
 def test_a_connection_lost_mid_command_is_told_as_lost(fleet: Fleet, on_bs, keys, web) -> None:

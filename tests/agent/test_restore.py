@@ -127,6 +127,23 @@ def test_a_damaged_cached_manifest_is_not_taken_for_a_missing_path(
     assert "that path is not in web1's backup at that time" in missing.stderr
 
 
+def test_another_sets_manifest_in_the_hosts_cache_does_not_hang_a_check_there(
+    bs: Host, web1: Host, backups: Backups
+) -> None:
+    """The host's cached manifest of the latest set is another set's (whole, valid): duplicity
+    3.2.1's verify then hangs for good (gpg blocked writing to a pipe duplicity waits on).
+    Reads of the sets there (verify, the restores of a path, a record, a dump) drop the
+    cached manifests first, and duplicity fetches them from the sets."""
+    cache = web1.path("/var/cache/dupstack/dupstack-web1")
+    [full] = cache.glob("duplicity-full.*.manifest")
+    [latest] = cache.glob("duplicity-inc.*.manifest")
+    latest.write_bytes(full.read_bytes())
+    done = bs.run(["timeout", "120", "dupctl", "verify", "web1"], input="", check=False)
+    assert done.returncode == 0, done.stderr
+    assert " 0 difference(s) found" in done.stdout.splitlines()[-1]
+    assert latest.read_bytes() != full.read_bytes()  # fetched again from the set
+
+
 def test_restore_everything_byte_for_byte(bs: Host, backups: Backups) -> None:
     ok(dupctl(bs, "restore", "web1", "--to", "/tmp/all"))
     assert tree(bs.path(f"/tmp/all{APP}")) == backups.latest
