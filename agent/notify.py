@@ -11,15 +11,11 @@ state in memory, never in files. See docs/notifications.md.
 from __future__ import annotations
 
 import fcntl
-import http.client
 import json
 import logging
 import re
 import socket
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -185,6 +181,10 @@ def ping_target(url: str, kind: str) -> str:
 def ping(paths: ServerPaths, host: HostConfig, kind: str, text: str = "") -> None:
     """POST `text` to the host's ping URL for `kind`; DupstackError naming the file (never
     the URL) if it does not answer with success within PING_TIMEOUT."""
+    import http.client  # here: urllib.request and ssl cost every backup ~20 ms to import
+    import urllib.error
+    import urllib.request
+
     assert host.ping_url_file is not None
     file = paths.under(host.ping_url_file)
     try:
@@ -213,6 +213,8 @@ def ping(paths: ServerPaths, host: HostConfig, kind: str, text: str = "") -> Non
 
 def _why(error: BaseException) -> str:
     """What went wrong, in words that never quote the URL (an error's own text may)."""
+    import ssl  # loaded by ping's urllib.request already
+
     if isinstance(error, TimeoutError):
         return f"no answer within {PING_TIMEOUT:g} s"
     if isinstance(error, ssl.SSLError):

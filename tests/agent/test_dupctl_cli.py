@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,47 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert "--debug" in done.stdout
     if command:
         assert "examples:\n  dupctl " in done.stdout  # every command shows how it is used
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["backup", "web1", "--full", "--jobs", "2"],
+        ["--debug", "--root", "/srv/x", "restore", "web1", "--path", "/etc/hosts", "--to", "/r"],
+        ["--root=/srv/x", "host", "add", "web1", "--address", "10.0.0.5"],
+        ["offsite", "plan", "--files", "10", "--file-size", "1KiB"],
+        ["status", "--json"],
+    ],
+    ids=" ".join,
+)
+def test_the_command_alone_parses_as_the_whole_parser(argv: list[str]) -> None:
+    alone = cli.build_parser(argv)
+    (commands,) = (a for a in alone._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {next(arg for arg in argv[1:] + argv if arg in cli.COMMANDS)}
+    assert alone.parse_args(argv) == cli.build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--help"], ["--version"], ["bogus"], ["--ro", "/x", "backup"], ["--root", "backup"],
+     ["--", "backup"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_what_names_no_known_command_gets_the_whole_parser(argv: list[str]) -> None:
+    whole = cli.build_parser(argv)
+    (commands,) = (a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == set(cli.COMMANDS)
+
+
+def test_a_command_imports_no_other_command() -> None:
+    code = (
+        "import sys; from agent import cli; cli.build_parser(['backup', 'web1'])\n"
+        "import agent.actions.backup\n"
+        "print(*sorted(m for m in sys.modules if m.startswith(('agent.commands.', 'urllib.r'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # urllib.request (and ssl) only for a ping, not for every backup
+    assert done.stdout.split() == ["agent.commands.backup", "agent.commands.common"]
 
 
 def test_a_usage_error_is_one_line_and_a_hint(tmp_path: Path) -> None:

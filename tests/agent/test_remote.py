@@ -324,6 +324,8 @@ def test_a_dead_host_is_named_with_its_address(fleet: Fleet, on_bs, keys, how: s
         on_bs(lambda: remote.run(keys, target, ["true"]))
     assert f"host {host.name} ({host.address}:22) is unreachable" in dead.value.message
     assert f"check that {host.name} is running" in dead.value.hint
+    if how == "stop":  # the cause, from the connect itself (paramiko's said "Unable to connect")
+        assert dead.value.message.endswith("is unreachable: [Errno 111] Connection refused")
 
 
 def test_a_non_root_user_goes_through_sudo_n() -> None:
